@@ -1,0 +1,1 @@
+"""Interactive layer (Qt-free)."""

@@ -1,0 +1,370 @@
+"""DICOM series discovery and loading.
+
+Files are recognised by content (the ``DICM`` magic at byte 128), never by suffix: clinical exports
+are often named ``CT.1.2.840...`` or have no extension at all. Slices are ordered by their position
+along the slice normal, and the series is checked for missing slices, uneven spacing, mixed
+orientations and gantry tilt before any voxel is decoded. Decoding (JPEG 2000 and friends) and
+rescale slope/intercept are left to GDCM through SimpleITK.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ctseg_gui.core.errors import CtsegWarning, ImageReadError
+from ctseg_gui.core.volume import Volume
+from ctseg_gui.io._sitk import itk_reason, sitk, volume_from_sitk
+
+ENHANCED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT",
+    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT",
+    "1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR",
+}
+_HEADER_TAGS = [
+    "SOPClassUID",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "Modality",
+    "PatientName",
+    "PatientID",
+    "StudyDescription",
+    "SeriesDescription",
+    "SeriesNumber",
+    "StudyDate",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "NumberOfFrames",
+    "InstanceNumber",
+    "BodyPartExamined",
+    "SliceThickness",
+]
+# Relative deviation of one slice step from the median step that we still call "even".
+_EVEN_STEP = 0.01
+# Up to this deviation the series loads with a warning; beyond it the geometry would be wrong.
+_TOLERATED_STEP = 0.10
+_MAX_TILT_DEGREES = 0.05
+
+
+@dataclass
+class DicomSlice:
+    """Header facts of one file, enough to sort and check a series without decoding pixels."""
+
+    path: Path
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    frames: int = 1
+    instance: int = 0
+
+
+@dataclass
+class DicomSeries:
+    """One series found in a folder tree."""
+
+    uid: str
+    modality: str = ""
+    patient_name: str = ""
+    patient_id: str = ""
+    study_description: str = ""
+    series_description: str = ""
+    series_number: int | None = None
+    study_date: str = ""
+    rows: int = 0
+    columns: int = 0
+    pixel_spacing: tuple[float, float] | None = None
+    sop_class_uid: str = ""
+    slices: list[DicomSlice] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Path:
+        """Folder of the first file."""
+        return self.slices[0].path.parent
+
+    @property
+    def number_of_slices(self) -> int:
+        """Slices in the series (frames for a multi-frame file)."""
+        return sum(s.frames for s in self.slices)
+
+    @property
+    def dimensions(self) -> tuple[int, int, int]:
+        """Columns x rows x slices."""
+        return (self.columns, self.rows, self.number_of_slices)
+
+    def describe(self) -> dict:
+        """Facts for listings (``ctseg info``, the series picker)."""
+        return {
+            "series_uid": self.uid,
+            "modality": self.modality,
+            "patient_name": self.patient_name,
+            "patient_id": self.patient_id,
+            "study_description": self.study_description,
+            "series_description": self.series_description,
+            "series_number": self.series_number,
+            "study_date": self.study_date,
+            "slices": self.number_of_slices,
+            "dimensions": list(self.dimensions),
+            "files": len(self.slices),
+            "folder": str(self.folder),
+        }
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """Whether the file carries the DICOM Part 10 magic ``DICM`` at byte 128."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def scan_folder(folder: str | Path) -> list[DicomSeries]:
+    """Find every DICOM series under ``folder`` (recursively), largest first.
+
+    Raises
+    ------
+    ImageReadError
+        When the folder does not exist, is empty, or holds no DICOM image files.
+    """
+    import pydicom
+
+    folder = Path(folder)
+    if not folder.exists():
+        raise ImageReadError("does not exist", folder)
+    if not folder.is_dir():
+        raise ImageReadError("is not a folder", folder)
+    files = sorted(Path(root) / name for root, _, names in os.walk(folder) for name in names)
+    if not files:
+        raise ImageReadError("is empty: no files to load", folder)
+    series: dict[str, DicomSeries] = {}
+    unreadable = 0
+    for path in files:
+        if path.name.upper() == "DICOMDIR" or not is_dicom_file(path):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+        except Exception:  # noqa: BLE001 - any parse failure means "not a usable file"
+            unreadable += 1
+            continue
+        uid = _series_key(path, header)
+        if "Rows" not in header:  # structured reports, presentation states: no pixels
+            continue
+        entry = series.get(uid)
+        if entry is None:
+            entry = series[uid] = _series_from_header(uid, header)
+        entry.slices.append(_slice_from_header(path, header))
+    if not series:
+        detail = f"; {unreadable} damaged DICOM file(s)" if unreadable else ""
+        raise ImageReadError(
+            f"no DICOM image series found among {len(files)} file(s){detail}", folder
+        )
+    return sorted(series.values(), key=lambda s: (s.modality != "CT", -s.number_of_slices))
+
+
+def _series_key(path: Path, header) -> str:
+    """The series UID, or for anonymised files that blanked it, folder + number + description."""
+    uid = _text(header, "SeriesInstanceUID")
+    if uid:
+        return uid
+    number = _text(header, "SeriesNumber") or "?"
+    return f"no-uid:{path.parent.name}:{number}:{_text(header, 'SeriesDescription')}"
+
+
+def _text(header, keyword: str) -> str:
+    value = header.get(keyword, "")
+    return str(value) if value is not None else ""
+
+
+def _series_from_header(uid: str, header) -> DicomSeries:
+    spacing = header.get("PixelSpacing")
+    number = header.get("SeriesNumber")
+    return DicomSeries(
+        uid=uid,
+        modality=_text(header, "Modality"),
+        patient_name=_text(header, "PatientName"),
+        patient_id=_text(header, "PatientID"),
+        study_description=_text(header, "StudyDescription"),
+        series_description=_text(header, "SeriesDescription"),
+        series_number=int(number) if number not in (None, "") else None,
+        study_date=_text(header, "StudyDate"),
+        rows=int(header.get("Rows", 0)),
+        columns=int(header.get("Columns", 0)),
+        pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing else None,
+        sop_class_uid=_text(header, "SOPClassUID")
+        or str(getattr(header, "file_meta", {}).get("MediaStorageSOPClassUID", "")),
+    )
+
+
+def _slice_from_header(path: Path, header) -> DicomSlice:
+    position = header.get("ImagePositionPatient")
+    orientation = header.get("ImageOrientationPatient")
+    frames = header.get("NumberOfFrames")
+    instance = header.get("InstanceNumber")
+    return DicomSlice(
+        path=path,
+        position=tuple(float(v) for v in position) if position else None,
+        orientation=tuple(float(v) for v in orientation) if orientation else None,
+        frames=int(frames) if frames not in (None, "") else 1,
+        instance=int(instance) if instance not in (None, "") else 0,
+    )
+
+
+def choose_series(series: list[DicomSeries], uid: str | None = None) -> DicomSeries:
+    """The series with ``uid``, or by default the largest CT series (the largest of any kind
+    when there is no CT)."""
+    if uid is not None:
+        for entry in series:
+            if entry.uid == uid:
+                return entry
+        known = ", ".join(s.uid for s in series)
+        raise ImageReadError(f"no series with UID {uid} (found: {known})", series[0].folder)
+    ct = [s for s in series if s.modality == "CT"]
+    return max(ct or series, key=lambda s: s.number_of_slices)
+
+
+def load_series(entry: DicomSeries) -> Volume:
+    """Check, order and decode a series into a :class:`Volume` (LPS, rescaled to HU).
+
+    Loads with a :class:`CtsegWarning` for slightly uneven slice spacing; refuses (with
+    :class:`ImageReadError`) missing slices, strongly uneven spacing, duplicate positions, mixed
+    orientations, gantry tilt and enhanced multi-frame files.
+    """
+    folder = entry.folder
+    if entry.sop_class_uid in ENHANCED_SOP_CLASSES or any(s.frames > 1 for s in entry.slices):
+        kind = ENHANCED_SOP_CLASSES.get(entry.sop_class_uid, "multi-frame")
+        raise ImageReadError(
+            f"series {entry.uid} is an {kind} multi-frame file; this version reads classic "
+            "one-slice-per-file series only (export it from the PACS as classic CT images)",
+            folder,
+        )
+    if entry.pixel_spacing is None:
+        raise ImageReadError(f"series {entry.uid} has no PixelSpacing: voxel size unknown", folder)
+    missing = [s.path.name for s in entry.slices if s.position is None or s.orientation is None]
+    if missing:
+        raise ImageReadError(
+            f"{len(missing)} slice(s) lack ImagePositionPatient/ImageOrientationPatient "
+            f"(first: {missing[0]}): the slices cannot be placed in the patient",
+            folder,
+        )
+    orientations = np.array([s.orientation for s in entry.slices])
+    if np.abs(orientations - orientations[0]).max() > 1e-3:
+        distinct = len({tuple(np.round(o, 3)) for o in orientations})
+        raise ImageReadError(
+            f"series {entry.uid} mixes {distinct} slice orientations (e.g. a localizer in the "
+            "series); pick a series with one orientation",
+            folder,
+        )
+    row, column = np.array(orientations[0][:3]), np.array(orientations[0][3:])
+    row, column = row / np.linalg.norm(row), column / np.linalg.norm(column)
+    normal = np.cross(row, column)
+    positions = np.array([s.position for s in entry.slices])
+    along = positions @ normal
+    order = np.argsort(along, kind="stable")
+    slices = [entry.slices[i] for i in order]
+    positions, along = positions[order], along[order]
+    slice_step = _check_slice_steps(entry, positions, along, normal)
+    direction = np.column_stack([row, column, normal])
+    # DICOM PixelSpacing is (between rows, between columns) = (j, i) spacing.
+    spacing = (entry.pixel_spacing[1], entry.pixel_spacing[0], slice_step)
+    reader = sitk().ImageSeriesReader()
+    reader.SetFileNames([str(s.path) for s in slices])
+    try:
+        image = reader.Execute()
+    except RuntimeError as error:
+        raise _first_undecodable(slices, entry, error) from error
+    volume = volume_from_sitk(image, source=folder)
+    if volume.size != (entry.columns, entry.rows, len(slices)):
+        raise ImageReadError(f"decoded size {volume.size} does not match the headers", folder)
+    volume.spacing = tuple(float(v) for v in spacing)
+    volume.origin = tuple(float(v) for v in positions[0])
+    volume.direction = direction
+    volume.metadata = {
+        **entry.describe(),
+        "source": str(folder),
+        "format": "DICOM",
+        "files": [str(s.path) for s in slices],
+    }
+    return volume
+
+
+def _check_slice_steps(
+    entry: DicomSeries, positions: np.ndarray, along: np.ndarray, normal: np.ndarray
+) -> float:
+    """Validate the sorted slice positions and return the slice spacing in mm."""
+    folder = entry.folder
+    if len(positions) < 2:
+        thickness = 1.0
+        warnings.warn(
+            f"{folder}: series has a single slice; slice spacing set to 1 mm",
+            CtsegWarning,
+            stacklevel=3,
+        )
+        return thickness
+    steps = np.diff(along)
+    if np.any(steps < 1e-3):
+        duplicate = int(np.argmin(steps))
+        raise ImageReadError(
+            f"two slices share position {along[duplicate]:.2f} mm along the slice normal "
+            "(several acquisitions in one series?); cannot build one volume",
+            folder,
+        )
+    step = float(np.median(steps))
+    gaps = np.flatnonzero(steps > step * 1.5)
+    if gaps.size:
+        first = int(gaps[0])
+        lost = int(round(steps[first] / step)) - 1
+        raise ImageReadError(
+            f"missing slice(s): {gaps.size} gap(s); e.g. {lost} slice(s) missing between "
+            f"{along[first]:.2f} and {along[first + 1]:.2f} mm (slice spacing {step:.2f} mm)",
+            folder,
+        )
+    deviation = float(np.abs(steps - step).max() / step)
+    if deviation > _TOLERATED_STEP:
+        raise ImageReadError(
+            f"slice spacing varies from {steps.min():.3f} to {steps.max():.3f} mm; resample the "
+            "series to even spacing before loading",
+            folder,
+        )
+    if deviation > _EVEN_STEP:
+        warnings.warn(
+            f"{folder}: slice spacing varies from {steps.min():.3f} to {steps.max():.3f} mm; "
+            f"using the mean {np.mean(steps):.3f} mm",
+            CtsegWarning,
+            stacklevel=3,
+        )
+        step = float(np.mean(steps))
+    travel = positions[-1] - positions[0]
+    cosine = abs(float(travel @ normal)) / float(np.linalg.norm(travel))
+    tilt = float(np.degrees(np.arccos(min(1.0, cosine))))
+    if tilt > _MAX_TILT_DEGREES:
+        raise ImageReadError(
+            f"gantry tilt of {tilt:.2f} degrees (slices are sheared, not stacked along their "
+            "normal); reconstruct without tilt or correct it in the PACS first",
+            folder,
+        )
+    return step
+
+
+def _first_undecodable(
+    slices: list[DicomSlice], entry: DicomSeries, error: Exception
+) -> ImageReadError:
+    """Name the file that breaks decoding (truncated, damaged, unsupported compression)."""
+    for item in slices:
+        try:
+            sitk().ReadImage(str(item.path))
+        except RuntimeError as single:
+            return ImageReadError(
+                f"cannot decode this slice of series {entry.uid} (truncated or damaged file: "
+                f"{itk_reason(single)})",
+                item.path,
+            )
+    return ImageReadError(f"cannot decode series {entry.uid}: {itk_reason(error)}", entry.folder)

@@ -1,0 +1,1 @@
+"""Worker layer (Qt-free)."""

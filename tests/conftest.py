@@ -1,0 +1,49 @@
+"""Shared fixtures: paths of the real CT data in tests/data and derived inputs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def abdomen_ct() -> Path:
+    """122 x 101 x 112, 3 mm, RAS NIfTI CT."""
+    return DATA / "ct" / "abdomen_3mm.nii.gz"
+
+
+@pytest.fixture(scope="session")
+def small_ct() -> Path:
+    """30-slice crop, int16."""
+    return DATA / "ct" / "abdomen_3mm_30slices.nii.gz"
+
+
+@pytest.fixture(scope="session")
+def reference_labels() -> Path:
+    """104-class TotalSegmentator v1 labels of ``abdomen_ct`` (float64 file)."""
+    return DATA / "labels" / "abdomen_3mm_totalseg_v1.nii.gz"
+
+
+@pytest.fixture(scope="session")
+def dicom_series() -> Path:
+    """20-slice JPEG 2000 CT series."""
+    return DATA / "dicom" / "abdomen_ct_20"
+
+
+@pytest.fixture
+def dicom_copy(tmp_path, dicom_series) -> Path:
+    """A writable copy of the DICOM series to damage in a test."""
+    target = tmp_path / "series"
+    shutil.copytree(dicom_series, target)
+    for path in target.iterdir():
+        path.chmod(0o644)
+    return target
