@@ -163,12 +163,14 @@ def _check_nifti(path: Path) -> np.ndarray:
     import nibabel as nib
 
     try:
-        header = nib.load(str(path)).header
+        image = nib.load(str(path))
     except Exception as error:  # noqa: BLE001 - nibabel raises many types for bad headers
         raise ImageReadError(f"not a readable NIfTI file ({error})", path) from error
-    shape = header.get_data_shape()
+    header = image.header
     bits = int(header["bitpix"])
-    expected = int(header["vox_offset"]) + int(np.prod(shape, dtype=np.int64)) * bits // 8
+    # The loaded header reports vox_offset 0; the data proxy knows the real offset.
+    offset = int(getattr(image.dataobj, "offset", header["vox_offset"]))
+    expected = offset + int(np.prod(header.get_data_shape(), dtype=np.int64)) * bits // 8
     if image_suffix(path) == ".nii.gz":
         actual = _gzip_length(path)
         if actual % 2**32 != expected % 2**32:
