@@ -18,6 +18,7 @@ from ctseg_gui import __version__
 COMMANDS = {
     "info": ("info", "describe an image or list the DICOM series in a folder"),
     "convert": ("convert", "convert any supported image to NIfTI, NRRD or MetaImage"),
+    "stats": ("stats", "volume and HU statistics per structure of a label map, as CSV"),
 }
 
 
