@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
             text = str(error)
     window.setCentralWidget(QLabel(text))
     window.resize(900, 700)
+    from ctseg_gui.qt._first_paint import report_first_paint
+
+    report_first_paint(window)  # start-up measurement hook (packaging/measure_startup.py)
     window.show()
     if args.screenshot:
         app.processEvents()
