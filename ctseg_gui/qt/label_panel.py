@@ -1,0 +1,216 @@
+"""Label panel: one table row per structure (visibility, colour, value, name, volume in mL).
+
+A ``QTableView`` over a model, so 104 (or 1000) structures cost one widget; a filter box narrows the
+rows by name or value. Display options (opacity, fill, outline) edit the viewer state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QColorDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ctseg_gui.core.document import Document
+from ctseg_gui.core.viewer_state import ViewerState
+
+COLUMNS = ("", "", "Value", "Name", "Volume (mL)")
+VISIBLE, COLOUR, VALUE, NAME, VOLUME = range(5)
+
+
+class LabelTableModel(QAbstractTableModel):
+    """Rows of the document's label table (structures present or named)."""
+
+    def __init__(self, document: Document, parent=None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self._values: list[int] = []
+        self._volumes: dict[int, float] = {}
+
+    def refresh(self, volumes: bool = True) -> None:
+        """Re-read the table (and the voxel counts when ``volumes``)."""
+        self.beginResetModel()
+        labels = self.document.labels
+        self._values = [e.value for e in labels.table] if labels is not None else []
+        if volumes and labels is not None:
+            voxel_ml = float(np.prod(labels.image.spacing)) / 1000.0
+            self._volumes = {v: n * voxel_ml for v, n in labels.voxel_counts().items()}
+        self.endResetModel()
+
+    def value_at(self, row: int) -> int:
+        """Label value of a row."""
+        return self._values[row]
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self._values)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802, B008
+        return len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def flags(self, index):
+        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.column() == VISIBLE:
+            return base | Qt.ItemFlag.ItemIsUserCheckable
+        if index.column() == NAME:
+            return base | Qt.ItemFlag.ItemIsEditable
+        return base
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self.document.labels is None:
+            return None
+        entry = self.document.labels.table[self._values[index.row()]]
+        column = index.column()
+        if role == Qt.ItemDataRole.CheckStateRole and column == VISIBLE:
+            return Qt.CheckState.Checked if entry.visible else Qt.CheckState.Unchecked
+        if role == Qt.ItemDataRole.DecorationRole and column == COLOUR:
+            return QColor(*entry.color)
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            if column == VALUE:
+                return entry.value
+            if column == NAME:
+                return entry.name
+            if column == VOLUME:
+                return round(self._volumes.get(entry.value, 0.0), 1)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (VALUE, VOLUME):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def setData(self, index, value, role=Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
+        label = self._values[index.row()]
+        if role == Qt.ItemDataRole.CheckStateRole and index.column() == VISIBLE:
+            self.document.update_label(label, visible=Qt.CheckState(value) == Qt.CheckState.Checked)
+        elif role == Qt.ItemDataRole.EditRole and index.column() == NAME and str(value).strip():
+            self.document.update_label(label, name=str(value).strip())
+        else:
+            return False
+        self.dataChanged.emit(index, index)
+        return True
+
+
+class QtLabelPanel(QWidget):
+    """Structures table with filter, show/hide all, and overlay display options."""
+
+    def __init__(self, document: Document, state: ViewerState, parent=None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.state = state
+        self.model = LabelTableModel(document, self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setSortRole(Qt.ItemDataRole.DisplayRole)
+
+        self.filter_box = QLineEdit(placeholderText="Filter structures…", clearButtonEnabled=True)
+        self.filter_box.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(VALUE, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        header = self.table.horizontalHeader()
+        for column, mode in (
+            (VISIBLE, QHeaderView.ResizeMode.ResizeToContents),
+            (COLOUR, QHeaderView.ResizeMode.ResizeToContents),
+            (VALUE, QHeaderView.ResizeMode.ResizeToContents),
+            (NAME, QHeaderView.ResizeMode.Stretch),
+            (VOLUME, QHeaderView.ResizeMode.ResizeToContents),
+        ):
+            header.setSectionResizeMode(column, mode)
+        self.table.clicked.connect(self._on_table_clicked)
+        self.table.doubleClicked.connect(self._on_table_double_clicked)
+
+        self.show_all = QPushButton("Show all")
+        self.hide_all = QPushButton("Hide all")
+        self.show_all.clicked.connect(lambda: self._set_shown_rows_visible(True))
+        self.hide_all.clicked.connect(lambda: self._set_shown_rows_visible(False))
+        self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
+        self.opacity.setValue(round(state.opacity * 100))
+        self.opacity.valueChanged.connect(lambda v: setattr(state, "opacity", v / 100))
+        self.fill = QCheckBox("Fill", checked=state.fill)
+        self.fill.toggled.connect(lambda on: setattr(state, "fill", on))
+        self.outline = QCheckBox("Outline", checked=state.outline)
+        self.outline.toggled.connect(lambda on: setattr(state, "outline", on))
+        self.summary = QLabel()
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.show_all)
+        buttons.addWidget(self.hide_all)
+        display = QHBoxLayout()
+        display.addWidget(QLabel("Opacity"))
+        display.addWidget(self.opacity, 1)
+        display.addWidget(self.fill)
+        display.addWidget(self.outline)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.filter_box)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        layout.addLayout(display)
+        layout.addWidget(self.summary)
+
+        self._volume_timer = QTimer(self, singleShot=True, interval=400)
+        self._volume_timer.timeout.connect(self.refresh)
+        document.labels_replaced.connect(self._on_document_labels_replaced)
+        document.table_changed.connect(self._on_document_table_changed)
+        document.closed.connect(self.refresh)
+
+    def refresh(self) -> None:
+        """Re-read structures and volumes."""
+        self.model.refresh()
+        labels = self.document.labels
+        present = len(self.model._volumes) if labels is not None else 0
+        self.summary.setText(f"{self.model.rowCount()} structures, {present} present")
+
+    def _on_document_labels_replaced(self, labels) -> None:
+        self.document.editor.changed.connect(lambda region: self._volume_timer.start())
+        self.refresh()
+
+    def _on_document_table_changed(self) -> None:
+        if self.model.rowCount() != len(self.document.labels.table):
+            self.refresh()
+        else:
+            top = self.model.index(0, 0)
+            bottom = self.model.index(self.model.rowCount() - 1, len(COLUMNS) - 1)
+            self.model.dataChanged.emit(top, bottom)
+
+    def _source_row(self, index) -> int:
+        return self.proxy.mapToSource(index).row()
+
+    def _on_table_clicked(self, index) -> None:
+        self.state.active_label = self.model.value_at(self._source_row(index))
+
+    def _on_table_double_clicked(self, index) -> None:
+        if index.column() != COLOUR:
+            return
+        value = self.model.value_at(self._source_row(index))
+        old = QColor(*self.document.labels.table[value].color)
+        colour = QColorDialog.getColor(old, self, "Structure colour")
+        if colour.isValid():
+            self.document.update_label(value, color=(colour.red(), colour.green(), colour.blue()))
+
+    def _set_shown_rows_visible(self, visible: bool) -> None:
+        rows = range(self.proxy.rowCount())
+        values = [self.model.value_at(self._source_row(self.proxy.index(r, 0))) for r in rows]
+        self.document.set_all_visible(visible, values)

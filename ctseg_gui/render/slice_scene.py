@@ -1,0 +1,269 @@
+"""VTK pipeline of one slice view: CT slice, label overlay, crosshair, text and measurements.
+
+The scene works in the view's plane coordinates (``u`` right, ``v`` up, mm; see
+:mod:`ctseg_gui.render.slicing`) on the ``z = 0`` plane, seen by a parallel camera. The grey
+mapping (window/level) happens in VTK's image property, so changing the window does not re-upload
+voxels; the label overlay is coloured in numpy (RGBA) because borders and per-label visibility are
+cheaper there than in a VTK lookup table with 100+ entries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from vtkmodules import vtkInteractionStyle, vtkRenderingFreeType, vtkRenderingOpenGL2  # noqa: F401
+from vtkmodules.util.numpy_support import numpy_to_vtk
+from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
+from vtkmodules.vtkRenderingCore import (
+    vtkActor,
+    vtkImageActor,
+    vtkImageSlice,
+    vtkImageSliceMapper,
+    vtkPolyDataMapper,
+    vtkRenderer,
+    vtkTextActor,
+)
+
+from ctseg_gui.render.slicing import EDGE_LETTERS, SliceImage
+
+#: View colours (the widely used Slicer convention): title text and the crosshair line that
+#: marks each view's plane in the other views.
+VIEW_COLOURS = {
+    "axial": (0.95, 0.40, 0.40),
+    "coronal": (0.45, 0.85, 0.45),
+    "sagittal": (0.95, 0.85, 0.35),
+}
+# In each view, the vertical and the horizontal crosshair line show these views' planes.
+_CROSS_LINES = {
+    "axial": ("sagittal", "coronal"),
+    "coronal": ("sagittal", "axial"),
+    "sagittal": ("coronal", "axial"),
+}
+TEXT_COLOUR = (0.92, 0.92, 0.88)
+_FONT = 15
+
+
+def image_data(pixels: np.ndarray, origin, spacing, z: float = 0.0) -> vtkImageData:
+    """A VTK image sharing ``pixels`` (rows = +v); the caller keeps ``pixels`` alive."""
+    data = vtkImageData()
+    rows, cols = pixels.shape[:2]
+    data.SetDimensions(cols, rows, 1)
+    data.SetOrigin(origin[0], origin[1], z)
+    data.SetSpacing(spacing[0], spacing[1], 1.0)
+    components = 1 if pixels.ndim == 2 else pixels.shape[2]
+    flat = pixels.reshape(rows * cols, components) if components > 1 else pixels.reshape(-1)
+    data.GetPointData().SetScalars(numpy_to_vtk(flat, deep=False))
+    return data
+
+
+def _text(size: int = _FONT, colour=TEXT_COLOUR, bold: bool = False) -> vtkTextActor:
+    actor = vtkTextActor()
+    prop = actor.GetTextProperty()
+    prop.SetFontSize(size)
+    prop.SetColor(*colour)
+    prop.SetShadow(True)
+    prop.SetBold(bold)
+    prop.SetFontFamilyToArial()
+    return actor
+
+
+class SliceScene:
+    """Renderer and actors of one slice view (no Qt)."""
+
+    def __init__(self, view: str) -> None:
+        self.view = view
+        self.renderer = vtkRenderer()
+        self.renderer.SetBackground(0.0, 0.0, 0.0)
+        camera = self.renderer.GetActiveCamera()
+        camera.ParallelProjectionOn()
+        camera.SetPosition(0, 0, 1000)
+        camera.SetFocalPoint(0, 0, 0)
+        camera.SetViewUp(0, 1, 0)
+
+        self._mapper = vtkImageSliceMapper()
+        self.image_actor = vtkImageSlice()
+        self.image_actor.SetMapper(self._mapper)
+        self.image_actor.GetProperty().SetInterpolationTypeToLinear()
+        self.image_actor.VisibilityOff()
+        self.renderer.AddViewProp(self.image_actor)
+        self._pixels: np.ndarray | None = None
+
+        self.label_actor = vtkImageActor()
+        self.label_actor.InterpolateOff()
+        self.label_actor.VisibilityOff()
+        self.label_actor.SetPosition(0, 0, 0.5)  # above the CT, below the crosshair
+        self.renderer.AddViewProp(self.label_actor)
+        self._label_rgba: np.ndarray | None = None
+
+        self._cross = [self._line_actor(VIEW_COLOURS[other]) for other in _CROSS_LINES[view]]
+        self.crosshair_visible = True
+
+        self.letters = [_text(_FONT + 2, (0.95, 0.75, 0.35), bold=True) for _ in range(4)]
+        for actor, letter in zip(self.letters, EDGE_LETTERS[view], strict=True):
+            actor.SetInput(letter)
+            self.renderer.AddViewProp(actor)
+        self.corners = {}
+        for corner in ("top_left", "top_right", "bottom_left", "bottom_right"):
+            colour = VIEW_COLOURS[view] if corner == "top_left" else TEXT_COLOUR
+            actor = _text(_FONT - 1, colour)
+            self.renderer.AddViewProp(actor)
+            self.corners[corner] = actor
+        self._size = (1, 1)
+        self._center = (0.0, 0.0)
+        self._scale = 100.0
+
+    # ---- content -----------------------------------------------------------------------------
+    def set_image(self, image: SliceImage | None) -> None:
+        """Show a CT slice (``None``: cursor outside the volume, show nothing)."""
+        if image is None:
+            self.image_actor.VisibilityOff()
+            return
+        self._pixels = image.pixels
+        self._mapper.SetInputData(image_data(image.pixels, image.origin, image.spacing))
+        self.image_actor.VisibilityOn()
+
+    def set_window(self, width: float, level: float) -> None:
+        """Grey mapping: ``level - width/2`` is black, ``level + width/2`` white."""
+        prop = self.image_actor.GetProperty()
+        prop.SetColorWindow(width)
+        prop.SetColorLevel(level)
+
+    def set_labels(self, rgba: np.ndarray | None, image: SliceImage | None = None) -> None:
+        """Show the coloured label slice (``None`` hides the overlay)."""
+        if rgba is None or image is None or not rgba[..., 3].any():
+            self.label_actor.VisibilityOff()
+            return
+        self._label_rgba = rgba
+        self.label_actor.SetInputData(image_data(rgba, image.origin, image.spacing))
+        self.label_actor.VisibilityOn()
+
+    def set_cursor(self, u: float, v: float) -> None:
+        """Crosshair through ``(u, v)``, with a small gap so the voxel itself stays visible."""
+        gap = 6 * self.mm_per_pixel
+        far = 1e5
+        vertical, horizontal = self._cross
+        self._set_segments(vertical, [((u, -far), (u, v - gap)), ((u, v + gap), (u, far))])
+        self._set_segments(horizontal, [((-far, v), (u - gap, v)), ((u + gap, v), (far, v))])
+        self._cursor_uv = (u, v)
+
+    def show_crosshair(self, visible: bool) -> None:
+        """Show or hide the crosshair lines."""
+        self.crosshair_visible = visible
+        for actor in self._cross:
+            actor.SetVisibility(visible)
+
+    def set_corner_text(self, corner: str, text: str) -> None:
+        """Text in one corner (``top_left``...), several lines allowed."""
+        self.corners[corner].SetInput(text)
+
+    # ---- measurement graphics ----------------------------------------------------------------
+    def add_polyline(self, points, colour=(1.0, 0.85, 0.2), closed: bool = False) -> vtkActor:
+        """A line through plane points ``[(u, v), ...]``; returns the actor to update or remove."""
+        actor = self._line_actor(colour, z=2.0, width=2.0)
+        self.update_polyline(actor, points, closed)
+        return actor
+
+    def update_polyline(self, actor: vtkActor, points, closed: bool = False) -> None:
+        """Move an actor made by :meth:`add_polyline`."""
+        points = [tuple(p) for p in points]
+        if closed and points:
+            points = [*points, points[0]]
+        self._set_segments(actor, list(zip(points[:-1], points[1:], strict=True)), z=2.0)
+
+    def add_label(self, text: str) -> vtkTextActor:
+        """A measurement text placed with :meth:`place_label`."""
+        actor = _text(_FONT - 1, (1.0, 0.9, 0.35))
+        actor.SetInput(text)
+        self.renderer.AddViewProp(actor)
+        return actor
+
+    def place_label(self, actor: vtkTextActor, u: float, v: float) -> None:
+        """Put a text at plane point ``(u, v)`` (offset a little right and up)."""
+        coordinate = actor.GetPositionCoordinate()
+        coordinate.SetCoordinateSystemToWorld()
+        coordinate.SetValue(u + 4 * self.mm_per_pixel, v + 4 * self.mm_per_pixel, 3.0)
+
+    def remove(self, actor) -> None:
+        """Remove a measurement actor."""
+        self.renderer.RemoveViewProp(actor)
+
+    # ---- camera ------------------------------------------------------------------------------
+    def set_camera(self, center, half_height_mm: float, size: tuple[int, int]) -> None:
+        """Look at plane point ``center`` showing ``2 * half_height_mm`` vertically."""
+        self._center = (float(center[0]), float(center[1]))
+        self._scale = float(half_height_mm)
+        self._size = (max(1, int(size[0])), max(1, int(size[1])))
+        camera = self.renderer.GetActiveCamera()
+        camera.SetFocalPoint(self._center[0], self._center[1], 0.0)
+        camera.SetPosition(self._center[0], self._center[1], 1000.0)
+        camera.SetParallelScale(self._scale)
+        camera.SetClippingRange(900.0, 1100.0)
+        self._place_letters()
+
+    @property
+    def mm_per_pixel(self) -> float:
+        """Plane millimetres per screen pixel (vertical and horizontal are equal)."""
+        return 2.0 * self._scale / self._size[1]
+
+    def display_to_plane(self, x: float, y: float) -> tuple[float, float]:
+        """Plane ``(u, v)`` under widget pixel ``(x, y)`` (origin top left, y down)."""
+        s = self.mm_per_pixel
+        return (
+            self._center[0] + (x - self._size[0] / 2.0) * s,
+            self._center[1] - (y - self._size[1] / 2.0) * s,
+        )
+
+    def plane_to_display(self, u: float, v: float) -> tuple[float, float]:
+        """Widget pixel ``(x, y)`` of plane point ``(u, v)``."""
+        s = self.mm_per_pixel
+        return (
+            (u - self._center[0]) / s + self._size[0] / 2.0,
+            self._size[1] / 2.0 - (v - self._center[1]) / s,
+        )
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _place_letters(self) -> None:
+        w, h = self._size
+        left, right, bottom, top = self.letters
+        margin = 6
+        left.SetDisplayPosition(margin, h // 2 - _FONT // 2)
+        right.SetDisplayPosition(w - margin - _FONT, h // 2 - _FONT // 2)
+        bottom.SetDisplayPosition(w // 2 - _FONT // 3, margin)
+        top.SetDisplayPosition(w // 2 - _FONT // 3, h - margin - _FONT - 4)
+        self.corners["top_left"].SetDisplayPosition(margin, h - margin)
+        self.corners["top_left"].GetTextProperty().SetVerticalJustificationToTop()
+        self.corners["top_right"].SetDisplayPosition(w - margin, h - margin)
+        self.corners["top_right"].GetTextProperty().SetVerticalJustificationToTop()
+        self.corners["top_right"].GetTextProperty().SetJustificationToRight()
+        self.corners["bottom_left"].SetDisplayPosition(margin, margin)
+        self.corners["bottom_right"].SetDisplayPosition(w - margin, margin)
+        self.corners["bottom_right"].GetTextProperty().SetJustificationToRight()
+
+    def _line_actor(self, colour, z: float = 1.0, width: float = 1.0) -> vtkActor:
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(vtkPolyData())
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        prop = actor.GetProperty()
+        prop.SetColor(*colour)
+        prop.SetLineWidth(width)
+        prop.SetOpacity(0.85)
+        prop.LightingOff()
+        self.renderer.AddActor(actor)
+        actor._z = z  # type: ignore[attr-defined]
+        return actor
+
+    def _set_segments(self, actor: vtkActor, segments, z: float | None = None) -> None:
+        z = actor._z if z is None else z  # type: ignore[attr-defined]
+        points = vtkPoints()
+        cells = vtkCellArray()
+        for a, b in segments:
+            first = points.InsertNextPoint(a[0], a[1], z)
+            second = points.InsertNextPoint(b[0], b[1], z)
+            cells.InsertNextCell(2)
+            cells.InsertCellPoint(first)
+            cells.InsertCellPoint(second)
+        poly = vtkPolyData()
+        poly.SetPoints(points)
+        poly.SetLines(cells)
+        actor.GetMapper().SetInputData(poly)
