@@ -93,6 +93,15 @@ def test_mixed_orientation_refused(dicom_copy):
         read_image(dicom_copy)
 
 
+def test_mixed_slice_sizes_refused(dicom_copy):
+    def shrink(ds, index):  # headers are checked before any pixel is decoded
+        ds.Rows, ds.Columns = 256, 256
+
+    edit_files(dicom_copy, shrink, which={4})
+    with pytest.raises(ImageReadError, match="mixes slice sizes"):
+        read_image(dicom_copy)
+
+
 def test_gantry_tilt_refused(dicom_copy):
     def shear(ds, index):
         x, y, z = (float(v) for v in ds.ImagePositionPatient)

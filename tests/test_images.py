@@ -50,7 +50,7 @@ def test_geometry_matches_simpleitk(abdomen_ct):
     np.testing.assert_allclose(ours.direction.ravel(), reference.GetDirection(), atol=1e-4)
 
 
-@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".mhd", ".nii"])
+@pytest.mark.parametrize("suffix", [".nrrd", ".nhdr", ".mha", ".mhd", ".nii"])
 def test_other_formats_round_trip(suffix, lps_copy, tmp_path):
     volume = read_image(lps_copy)
     back = read_image(write_image(volume, tmp_path / f"ct{suffix}"))

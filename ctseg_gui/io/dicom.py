@@ -62,6 +62,7 @@ class DicomSlice:
     orientation: tuple[float, ...] | None
     frames: int = 1
     instance: int = 0
+    shape: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -215,6 +216,7 @@ def _slice_from_header(path: Path, header) -> DicomSlice:
         orientation=tuple(float(v) for v in orientation) if orientation else None,
         frames=int(frames) if frames not in (None, "") else 1,
         instance=int(instance) if instance not in (None, "") else 0,
+        shape=(int(header.get("Rows", 0)), int(header.get("Columns", 0))),
     )
 
 
@@ -254,6 +256,12 @@ def load_series(entry: DicomSeries) -> Volume:
             f"{len(missing)} slice(s) lack ImagePositionPatient/ImageOrientationPatient "
             f"(first: {missing[0]}): the slices cannot be placed in the patient",
             folder,
+        )
+    shapes = {s.shape for s in entry.slices}
+    if len(shapes) > 1:
+        listed = ", ".join(f"{c}x{r}" for r, c in sorted(shapes))
+        raise ImageReadError(
+            f"series {entry.uid} mixes slice sizes ({listed}); pick a series with one size", folder
         )
     orientations = np.array([s.orientation for s in entry.slices])
     if np.abs(orientations - orientations[0]).max() > 1e-3:
