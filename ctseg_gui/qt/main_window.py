@@ -198,7 +198,7 @@ class QtMainWindow(QMainWindow):
     def _on_loader_image_loaded(self, volume, path: str) -> None:
         self.clear_measurements()
         self.document.set_image(volume, path)
-        center = volume.index_to_world((np.asarray(volume.size) - 1) / 2.0)
+        center = volume.index_to_world((np.asarray(volume.size) - 1) // 2)  # a voxel centre
         self.state.cursor = center
         self.state.reset_cameras()
         self._message.setText(f"{Path(path).name}: {' x '.join(map(str, volume.size))} voxels")

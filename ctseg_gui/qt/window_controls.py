@@ -86,8 +86,10 @@ def build_toolbar(window) -> None:
 
     window.state.window_changed.connect(on_window_changed)
     on_window_changed(*window.state.window)
-    for number, name in enumerate(WINDOW_PRESETS, start=1):
-        _action(window, name, lambda n=name: window.state.apply_preset(n), str(number))
+    window.preset_actions = {
+        name: _action(window, name, lambda n=name: window.state.apply_preset(n), str(number))
+        for number, name in enumerate(WINDOW_PRESETS, start=1)
+    }
     bar.addSeparator()
 
     window.layout_actions = {}

@@ -1,0 +1,58 @@
+"""Fixtures for the viewer's widget and rendering tests (run under xvfb-run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctseg_gui.core.volume import Volume
+
+
+@pytest.fixture(autouse=True)
+def _private_config(tmp_path, monkeypatch):
+    # Recent-file lists and other settings go to a throwaway folder, never the user's.
+    monkeypatch.setenv("CTSEG_GUI_CONFIG_DIR", str(tmp_path / "config"))
+
+
+@pytest.fixture
+def viewer(qtbot):
+    """A shown main window (errors recorded, no dialogs)."""
+    from ctseg_gui.qt.main_window import QtMainWindow
+
+    window = QtMainWindow(interactive=False)
+    qtbot.addWidget(window)
+    window.resize(1400, 950)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.loader.cancel()
+
+
+@pytest.fixture
+def open_and_wait(qtbot):
+    """``open_and_wait(window, path, labels=None)``: open and wait until image (and labels) show."""
+
+    def run(window, path, labels=None, timeout=60_000):
+        with qtbot.waitSignal(window.loader.image_loaded, timeout=timeout):
+            window.open_path(str(path), str(labels) if labels else None)
+        if labels:
+            qtbot.waitUntil(lambda: window.document.labels_path is not None, timeout=timeout)
+        qtbot.waitUntil(lambda: not window.loader.loading, timeout=timeout)
+        window.render_all()
+        return window
+
+    return run
+
+
+def make_lps_twin(volume: Volume) -> Volume:
+    """The same patient stored in LPS order (i to the patient's left, j to posterior)."""
+    flipped = np.ascontiguousarray(volume.array[:, ::-1, ::-1])
+    i, j, _ = volume.size
+    origin = volume.index_to_world((i - 1, j - 1, 0))
+    return Volume(flipped, volume.spacing, origin, np.eye(3), dict(volume.metadata))
+
+
+@pytest.fixture
+def lps_twin():
+    """Function turning a volume into its LPS-stored twin."""
+    return make_lps_twin
