@@ -19,6 +19,7 @@ COMMANDS = {
     "info": ("info", "describe an image or list the DICOM series in a folder"),
     "convert": ("convert", "convert any supported image to NIfTI, NRRD or MetaImage"),
     "stats": ("stats", "volume and HU statistics per structure of a label map, as CSV"),
+    "worker": ("worker", "internal: the compute worker process the app starts for model jobs"),
 }
 
 
