@@ -20,6 +20,7 @@ COMMANDS = {
     "convert": ("convert", "convert any supported image to NIfTI, NRRD or MetaImage"),
     "stats": ("stats", "volume and HU statistics per structure of a label map, as CSV"),
     "worker": ("worker", "internal: the compute worker process the app starts for model jobs"),
+    "clicks-eval": ("clicks_eval", "simulated click refinement of one structure: Dice and latency per click"),
 }
 
 
