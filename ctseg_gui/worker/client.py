@@ -1,0 +1,499 @@
+"""The app's side of the compute worker: start it, feed it jobs, relay events, restart it.
+
+:class:`ComputeClient` is Qt-free and thread-safe. It keeps one worker process
+(``ctseg worker --connect ADDRESS``, started through :func:`ctseg_gui.launch.self_command` so the
+frozen app starts itself) and one supervisor thread that launches the worker, reads its messages
+and restarts it when it dies. Jobs queue in the client and go to the worker one at a time, so a
+queued job can be cancelled without the worker ever seeing it.
+
+Events (:class:`~ctseg_gui.worker.protocol.JobEvent`) reach the ``on_event`` callback of each job
+on the supervisor thread, in order: ``started``, ``progress``..., then exactly one of ``result``,
+``error`` or ``cancelled``. A GUI must hop them to its own thread (``ctseg_gui.qt.worker_bridge``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import os
+import subprocess
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Client, Listener
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctseg_gui.core.errors import CtsegError
+from ctseg_gui.worker._exchange import ExchangeFolder, read_array, remove_folder, write_array
+from ctseg_gui.worker.protocol import AUTHKEY_ENV, JobEvent, JobResult, describe_exit
+
+EventCallback = Callable[[JobEvent], None]
+
+# A worker that dies this many times in a row without finishing a job is not restarted again
+# until the next submit: a broken installation must not spin.
+_MAX_CONSECUTIVE_FAILURES = 3
+
+
+class WorkerStartError(CtsegError):
+    """The compute worker process could not be started."""
+
+
+class JobHandle:
+    """A submitted job: its state, its outcome, and a way to cancel or wait for it."""
+
+    def __init__(
+        self,
+        client: ComputeClient,
+        job_id: int,
+        kind: str,
+        message: tuple,
+        folder: Path,
+        on_event: EventCallback | None,
+        finish: Callable[[JobResult], Any] | None,
+    ) -> None:
+        self.id = job_id
+        self.kind = kind
+        #: ``queued``, ``running``, ``finished``, ``failed`` or ``cancelled``.
+        self.state = "queued"
+        self.result: Any = None
+        self.info: dict[str, Any] = {}
+        self.error: str | None = None
+        self.events: list[JobEvent] = []
+        self.cancel_requested = False
+        self._client = client
+        self._message = message
+        self._folder = folder
+        self._on_event = on_event
+        self._finish = finish
+        self._done = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        """Whether the job has ended (result, error or cancelled)."""
+        return self._done.is_set()
+
+    def cancel(self) -> None:
+        """Stop the job: dropped if still queued, otherwise stopped at its next poll point."""
+        self._client.cancel(self)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has ended and its final callback has run; False on timeout."""
+        return self._done.wait(timeout)
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.id} {self.kind} {self.state}>"
+
+
+class ComputeClient:
+    """Runs jobs in a long-lived compute worker process.
+
+    Parameters
+    ----------
+    on_status
+        Called (on the supervisor thread) with one-line news about the worker: started,
+        stopped unexpectedly and restarting, could not start.
+    warm_up
+        Import torch and MONAI in the worker as soon as it starts, so the first model run does
+        not wait for them.
+    start_timeout
+        Seconds the worker may take to start and connect.
+    autostart
+        Start the worker now (in the background); otherwise on :meth:`start` or the first submit.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_status: Callable[[str], None] | None = None,
+        warm_up: bool = False,
+        start_timeout: float = 120.0,
+        autostart: bool = True,
+    ) -> None:
+        self._on_status = on_status
+        self._warm_up = warm_up
+        self._start_timeout = start_timeout
+        self._lock = threading.RLock()
+        self._queue: collections.deque[JobHandle] = collections.deque()
+        self._running: JobHandle | None = None
+        self._conn = None
+        self._proc: subprocess.Popen | None = None
+        self._pid: int | None = None
+        self._ready = threading.Event()
+        self._wake = threading.Event()
+        self._closed = False
+        self._ids = itertools.count(1)
+        self._exchange = ExchangeFolder()
+        self._supervisor: threading.Thread | None = None
+        self._finished_jobs = 0
+        #: How many times the worker was restarted after dying.
+        self.restarts = 0
+        if autostart:
+            self.start()
+
+    # ---- public API ------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running worker (None while it starts)."""
+        return self._pid
+
+    def start(self) -> None:
+        """Start the worker in the background (no-op when already started)."""
+        with self._lock:
+            if self._closed:
+                raise CtsegError("the compute client is closed")
+            if self._supervisor is None:
+                self._supervisor = threading.Thread(
+                    target=self._supervise, name="ctseg-compute-client", daemon=True
+                )
+                self._supervisor.start()
+        self._wake.set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until a worker is connected; False on timeout."""
+        self.start()
+        return self._ready.wait(timeout)
+
+    def submit(
+        self,
+        kind: str,
+        params: dict[str, Any] | None = None,
+        inputs: dict[str, np.ndarray] | None = None,
+        *,
+        on_event: EventCallback | None = None,
+        finish: Callable[[JobResult], Any] | None = None,
+    ) -> JobHandle:
+        """Queue a job of ``kind`` (a name in ``ctseg_gui.worker.server.JOBS``).
+
+        Parameters
+        ----------
+        params
+            Small picklable parameters.
+        inputs
+            Arrays for the job; they are written once to the exchange folder, never pickled.
+        on_event
+            Receives every :class:`JobEvent` of the job, on the client's thread.
+        finish
+            Turns the :class:`JobResult` into what the ``result`` event carries (run on the
+            client's thread; an exception there becomes an ``error`` event).
+        """
+        inputs = inputs or {}
+        job_id = next(self._ids)
+        nbytes = sum(int(np.asarray(a).nbytes) for a in inputs.values())
+        folder = self._exchange.job_folder(job_id, 2 * nbytes)
+        paths = {n: str(write_array(folder / f"in-{n}.npy", a)) for n, a in inputs.items()}
+        message = ("job", job_id, kind, dict(params or {}), paths, str(folder))
+        job = JobHandle(self, job_id, kind, message, folder, on_event, finish)
+        with self._lock:
+            if self._closed:
+                remove_folder(folder)
+                raise CtsegError("the compute client is closed")
+            self._queue.append(job)
+            self._dispatch()
+        self.start()
+        return job
+
+    def submit_segment(
+        self,
+        volume,
+        model_id: str | None = "ct-tissues",
+        *,
+        bundle: str | Path | None = None,
+        variant: str | None = None,
+        device: str = "auto",
+        on_event: EventCallback | None = None,
+    ) -> JobHandle:
+        """Segment ``volume``; the ``result`` event carries a LabelMap on ``volume``'s grid.
+
+        The worker gets a copy of the voxels; ``volume`` itself is never touched, whatever
+        happens to the worker.
+        """
+        from ctseg_gui.core.labels import LabelMap, LabelTable
+        from ctseg_gui.worker.jobs import volume_params
+
+        params = {
+            "image": volume_params(volume),
+            "model_id": model_id,
+            "bundle": None if bundle is None else str(bundle),
+            "variant": variant,
+            "device": device,
+        }
+
+        def finish(result: JobResult) -> LabelMap:
+            table = LabelTable.from_json(result.info.get("table", {}))
+            return LabelMap(result.arrays["labels"], volume, table)
+
+        return self.submit(
+            "segment", params, {"image": volume.array}, on_event=on_event, finish=finish
+        )
+
+    def cancel(self, job: JobHandle) -> None:
+        """Cancel ``job`` (see :meth:`JobHandle.cancel`)."""
+        dropped = False
+        with self._lock:
+            if job.done or job.cancel_requested:
+                return
+            job.cancel_requested = True
+            if job in self._queue:
+                self._queue.remove(job)
+                dropped = True
+            elif job is self._running and self._conn is not None:
+                self._send(("cancel", job.id))
+        if dropped:
+            self._end(job, JobEvent(job.id, "cancelled"), "cancelled")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel every job, stop the worker and remove the exchange files."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            queued = list(self._queue)
+            self._queue.clear()
+            proc = self._proc
+            if self._conn is not None:
+                self._send(("shutdown",))
+        for job in queued:
+            job.cancel_requested = True
+            self._end(job, JobEvent(job.id, "cancelled"), "cancelled")
+        self._wake.set()
+        if proc is not None:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(timeout)
+        self._exchange.close()
+
+    def __enter__(self) -> ComputeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- supervisor thread -----------------------------------------------------------------
+    def _supervise(self) -> None:
+        failures = 0
+        while not self._closed:
+            if failures >= _MAX_CONSECUTIVE_FAILURES:
+                self._wake.clear()
+                self._wake.wait()  # until the next submit (or close)
+                failures = 0
+                continue
+            try:
+                proc, conn, pid = self._launch()
+            except WorkerStartError as error:
+                failures += 1
+                self._status(str(error))
+                self._fail_queued(str(error))
+                continue
+            with self._lock:
+                if self._closed:
+                    conn.send(("shutdown",))
+                    conn.close()
+                    proc.wait(self._start_timeout)
+                    return
+                self._proc, self._conn, self._pid = proc, conn, pid
+                self._ready.set()
+                if self._warm_up:
+                    self._queue.appendleft(self._warm_up_job())
+                self._dispatch()
+            self._status(f"compute worker started (pid {pid})")
+            finished_before = self._finished_jobs
+            self._read(conn)
+            failures = 0 if self._finished_jobs > finished_before else failures + 1
+            self._after_exit(proc)
+
+    def _launch(self) -> tuple[subprocess.Popen, Any, int]:
+        from ctseg_gui.launch import self_command
+
+        authkey = os.urandom(32)
+        listener = Listener(authkey=authkey)
+        env = {**os.environ, AUTHKEY_ENV: authkey.hex()}
+        command = self_command("worker", "--connect", str(listener.address))
+        try:
+            proc = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+            )
+        except OSError as error:
+            listener.close()
+            raise WorkerStartError(f"could not start the compute worker: {error}") from error
+        try:
+            conn = self._accept(listener, authkey, proc)
+            if not conn.poll(self._start_timeout):
+                raise WorkerStartError("the compute worker did not answer")
+            kind, pid = conn.recv()
+        except (WorkerStartError, EOFError, OSError) as error:
+            if proc.poll() is None:
+                proc.kill()
+            code = proc.wait()
+            raise WorkerStartError(
+                f"the compute worker could not start ({describe_exit(code)}): {error}"
+            ) from error
+        finally:
+            listener.close()
+        return proc, conn, int(pid)
+
+    def _accept(self, listener: Listener, authkey: bytes, proc: subprocess.Popen):
+        """``listener.accept()`` that gives up when the child dies or takes too long."""
+        box: dict[str, Any] = {}
+
+        def accept() -> None:
+            try:
+                box["conn"] = listener.accept()
+            except Exception as error:  # noqa: BLE001 - reported below
+                box["error"] = error
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + self._start_timeout
+        while thread.is_alive():
+            thread.join(0.05)
+            if thread.is_alive() and (proc.poll() is not None or time.monotonic() > deadline):
+                # accept() cannot be interrupted portably: satisfy it with a throwaway client.
+                with contextlib.suppress(Exception):
+                    Client(listener.address, authkey=authkey).close()
+                thread.join(5)
+                box.pop("conn", None)
+                reason = "exited" if proc.poll() is not None else "did not connect in time"
+                raise WorkerStartError(f"the worker {reason}")
+        if "conn" not in box:
+            raise WorkerStartError(f"the worker did not connect: {box.get('error')}")
+        return box["conn"]
+
+    def _read(self, conn) -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                self._handle(message)
+            except Exception:  # noqa: BLE001 - one bad message must not stop the client
+                traceback.print_exc()
+
+    def _after_exit(self, proc: subprocess.Popen) -> None:
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        with self._lock:
+            running, self._running = self._running, None
+            if self._conn is not None:
+                self._conn.close()
+            self._conn, self._proc, self._pid = None, None, None
+            self._ready.clear()
+            if self._closed:
+                return
+            self.restarts += 1
+        message = (
+            f"the compute worker stopped unexpectedly ({describe_exit(code)}); restarting it. "
+            "Your image and labels are untouched."
+        )
+        self._status(message)
+        if running is not None:
+            self._end(running, JobEvent(running.id, "error", message=message), "failed")
+
+    def _handle(self, message: tuple) -> None:
+        kind, job_id = message[0], message[1]
+        with self._lock:
+            job = self._running if self._running and self._running.id == job_id else None
+        if job is None:
+            return  # a late message for a job the client already ended
+        if kind == "started":
+            job.state = "running"
+            self._emit(job, JobEvent(job_id, "started"))
+        elif kind == "progress":
+            if not job.cancel_requested:
+                self._emit(job, JobEvent(job_id, "progress", stage=message[2], fraction=message[3]))
+        elif kind == "result":
+            if job.cancel_requested:  # finished before it saw the flag: the user asked to stop
+                self._end(job, JobEvent(job_id, "cancelled"), "cancelled")
+                return
+            try:
+                arrays = {name: read_array(path) for name, path in message[2].items()}
+                result = JobResult(arrays, dict(message[3]))
+                job.info = result.info
+                value = job._finish(result) if job._finish else result
+            except Exception as error:  # noqa: BLE001 - becomes the job's error message
+                text = str(error) if isinstance(error, CtsegError) else repr(error)
+                self._end(job, JobEvent(job_id, "error", message=text), "failed")
+                return
+            job.result = value
+            self._finished_jobs += 1
+            self._end(job, JobEvent(job_id, "result", result=value), "finished")
+        elif kind == "error":
+            self._end(job, JobEvent(job_id, "error", message=message[2]), "failed")
+        elif kind == "cancelled":
+            self._end(job, JobEvent(job_id, "cancelled"), "cancelled")
+
+    # ---- helpers (any thread) --------------------------------------------------------------
+    def _dispatch(self) -> None:
+        """Send the next queued job when the worker is idle (caller holds the lock)."""
+        if self._conn is None or self._running is not None or not self._queue:
+            return
+        job = self._queue.popleft()
+        self._running = job
+        if not self._send(job._message):
+            self._running = None
+            self._queue.appendleft(job)  # the worker is gone; the restart will send it
+
+    def _send(self, message: tuple) -> bool:
+        try:
+            self._conn.send(message)
+        except (OSError, ValueError, AttributeError):
+            return False
+        return True
+
+    def _end(self, job: JobHandle, event: JobEvent, state: str) -> None:
+        job.state = state
+        if event.kind == "error":
+            job.error = event.message
+        self._emit(job, event)
+        remove_folder(job._folder)
+        job._done.set()
+        with self._lock:
+            if self._running is job:
+                self._running = None
+            self._dispatch()
+
+    def _emit(self, job: JobHandle, event: JobEvent) -> None:
+        job.events.append(event)
+        if job._on_event is not None:
+            try:
+                job._on_event(event)
+            except Exception:  # noqa: BLE001 - a broken listener must not stop the client
+                traceback.print_exc()
+
+    def _status(self, message: str) -> None:
+        if self._on_status is not None:
+            try:
+                self._on_status(message)
+            except Exception:  # noqa: BLE001
+                traceback.print_exc()
+
+    def _fail_queued(self, message: str) -> None:
+        with self._lock:
+            queued = list(self._queue)
+            self._queue.clear()
+        for job in queued:
+            self._end(job, JobEvent(job.id, "error", message=message), "failed")
+
+    def _warm_up_job(self) -> JobHandle:
+        job_id = next(self._ids)
+        folder = self._exchange.job_folder(job_id, 0)
+        message = ("job", job_id, "warm_up", {}, {}, str(folder))
+        return JobHandle(self, job_id, "warm_up", message, folder, None, None)

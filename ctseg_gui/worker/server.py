@@ -1,0 +1,175 @@
+"""The compute worker: the child process that owns torch and runs every model job.
+
+Started by :class:`~ctseg_gui.worker.client.ComputeClient` as ``ctseg worker --connect ADDRESS``
+(through :func:`ctseg_gui.launch.self_command`, so the frozen app starts itself). One process
+serves many jobs, one at a time, so networks the engine has loaded stay warm between jobs.
+
+Threads: the main thread runs jobs; a reader thread receives messages, so a ``cancel`` is seen
+while a job computes (it sets the flag the job polls) and the end of the connection (the app
+closed or died) stops the worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ctseg_gui.worker.protocol import AUTHKEY_ENV
+
+#: Job kinds and the functions that run them, as ``module:function`` so that only the job that
+#: runs imports its dependencies. Each is ``fn(params, inputs, progress, cancelled) ->
+#: (outputs, info)`` with ``inputs`` / ``outputs`` mapping names to numpy arrays.
+JOBS: dict[str, str] = {
+    "segment": "ctseg_gui.worker.jobs:segment",
+    "echo": "ctseg_gui.worker.jobs:echo",
+    "warm_up": "ctseg_gui.worker.jobs:warm_up",
+}
+
+
+class _Worker:
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.send_lock = threading.Lock()
+        self.jobs: queue.Queue = queue.Queue()
+        self.running_id: int | None = None
+        self.cancel_flag = threading.Event()
+        self.state_lock = threading.Lock()
+        self.cancel_requested: set[int] = set()
+        self.jobs_done = 0
+
+    def send(self, *message: Any) -> None:
+        with self.send_lock:
+            self.conn.send(message)
+
+    # ---- reader thread -------------------------------------------------------------------
+    def read_messages(self) -> None:
+        try:
+            while True:
+                message = self.conn.recv()
+                if message[0] == "job":
+                    self.jobs.put(message)
+                elif message[0] == "cancel":
+                    with self.state_lock:
+                        self.cancel_requested.add(message[1])
+                        if self.running_id == message[1]:
+                            self.cancel_flag.set()
+                elif message[0] == "shutdown":
+                    break
+        except (EOFError, OSError):
+            pass  # the app closed the connection or died: stop after the current poll point
+        self.cancel_flag.set()
+        self.jobs.put(None)
+
+    # ---- main thread ---------------------------------------------------------------------
+    def serve(self) -> None:
+        threading.Thread(target=self.read_messages, name="ctseg-worker-reader", daemon=True).start()
+        self.send("ready", os.getpid())
+        while True:
+            message = self.jobs.get()
+            if message is None:
+                return
+            _, job_id, kind, params, inputs, folder = message
+            with self.state_lock:
+                if job_id in self.cancel_requested:
+                    self.send("cancelled", job_id)
+                    continue
+                self.running_id = job_id
+                self.cancel_flag.clear()
+            try:
+                self.run_job(job_id, kind, params, inputs, Path(folder))
+            except (EOFError, OSError, BrokenPipeError):
+                return  # the app went away while we were answering
+            finally:
+                with self.state_lock:
+                    self.running_id = None
+                    self.cancel_requested.discard(job_id)
+
+    def run_job(
+        self, job_id: int, kind: str, params: dict, inputs: dict[str, str], folder: Path
+    ) -> None:
+        from ctseg_gui.inference.errors import JobCancelled
+        from ctseg_gui.worker._exchange import map_array, write_array
+
+        self.send("started", job_id)
+        start = time.perf_counter()
+
+        def progress(stage: str, fraction: float) -> None:
+            self.send("progress", job_id, str(stage), float(fraction))
+
+        try:
+            function = _job_function(kind)
+            arrays = {name: map_array(path) for name, path in inputs.items()}
+            outputs, info = function(params, arrays, progress, self.cancel_flag.is_set)
+            del arrays
+            if self.cancel_flag.is_set():
+                raise JobCancelled()
+            paths = {}
+            for name, array in outputs.items():
+                paths[name] = str(write_array(folder / f"out-{name}.npy", array))
+        except JobCancelled:
+            self.send("cancelled", job_id)
+            return
+        except Exception as error:  # noqa: BLE001 - every failure becomes a message for the user
+            traceback.print_exc(file=sys.stderr)
+            self.send("error", job_id, error_message(error))
+            return
+        self.jobs_done += 1
+        info = {
+            **info,
+            "seconds": time.perf_counter() - start,
+            "worker_pid": os.getpid(),
+            "jobs_done": self.jobs_done,
+        }
+        self.send("result", job_id, paths, info)
+
+
+def _job_function(kind: str) -> Callable:
+    from ctseg_gui.core.errors import CtsegError
+
+    if kind not in JOBS:
+        raise CtsegError(f"the compute worker has no job called {kind!r}")
+    module, name = JOBS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def error_message(error: BaseException) -> str:
+    """One line for the user: our own errors as they are, others with their type."""
+    from ctseg_gui.core.errors import CtsegError
+
+    if isinstance(error, CtsegError):
+        return str(error)
+    if isinstance(error, MemoryError):
+        return "out of memory in the compute worker; try a smaller image or a low-resolution model"
+    text = str(error).strip().splitlines()
+    detail = text[0] if text else ""
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+def serve(address: str | tuple, authkey: bytes | None = None) -> int:
+    """Connect to the app at ``address`` and serve jobs until it disconnects.
+
+    Parameters
+    ----------
+    address
+        The app's ``multiprocessing.connection.Listener`` address.
+    authkey
+        The connection's key; by default read (hex) from ``$CTSEG_WORKER_AUTHKEY``.
+    """
+    from multiprocessing.connection import Client
+
+    if authkey is None:
+        authkey = bytes.fromhex(os.environ.pop(AUTHKEY_ENV, ""))
+    conn = Client(address, authkey=authkey or None)
+    try:
+        _Worker(conn).serve()
+    finally:
+        conn.close()
+    return 0
