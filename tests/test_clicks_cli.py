@@ -1,0 +1,47 @@
+"""``ctseg clicks-eval`` end to end on the real CT."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ctseg_gui.cli import main
+from ctseg_gui.io import read_image, read_label_map
+
+
+def test_clicks_eval_json_and_save(abdomen_ct, reference_labels, tmp_path, capsys):
+    out = tmp_path / "mask.nii.gz"
+    code = main(
+        [
+            "clicks-eval",
+            str(abdomen_ct),
+            str(reference_labels),
+            "--label-value",
+            "3",
+            "--clicks",
+            "4",
+            "--json",
+            "--save",
+            str(out),
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"dice", "latency_ms"}
+    assert len(result["dice"]) == len(result["latency_ms"]) == 4
+    assert all(0.0 <= d <= 1.0 for d in result["dice"])
+    image = read_image(abdomen_ct)
+    saved = read_label_map(out, image)
+    truth = read_label_map(reference_labels, image).array == 3
+    mask = saved.array > 0
+    overlap = 2 * np.count_nonzero(mask & truth) / (mask.sum() + truth.sum())
+    assert abs(overlap - result["dice"][-1]) < 1e-9
+    assert saved.table[3].name == "kidney_left"
+
+
+def test_clicks_eval_missing_label_is_one_line_error(abdomen_ct, reference_labels, capsys):
+    code = main(["clicks-eval", str(abdomen_ct), str(reference_labels), "--label-value", "15"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "label value 15 does not occur" in err and "abdomen_3mm_totalseg_v1" in err
