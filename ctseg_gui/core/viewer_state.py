@@ -51,6 +51,8 @@ class ViewerState:
         Arrangement of the views (``"2x2"``, ``"1+3"``, ``"single"``) and the large view.
     camera_changed(view)
         Zoom or pan of one slice view changed.
+    interpolation_changed(bool)
+        CT pixels are drawn smoothly (linear) or as the raw voxels (nearest).
     """
 
     cursor_changed = Signal(tuple)
@@ -59,6 +61,7 @@ class ViewerState:
     active_label_changed = Signal(int)
     layout_changed = Signal(str, str)
     camera_changed = Signal(str)
+    interpolation_changed = Signal(bool)
 
     def __init__(self) -> None:
         self._cursor: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -68,6 +71,7 @@ class ViewerState:
         self._outline = True
         self._labels_visible = True
         self._active_label = 1
+        self._interpolate = True
         self._layout = "2x2"
         self._main_view = "axial"
         self._cameras: dict[str, Camera2D] = {name: Camera2D() for name in VIEW_NAMES}
@@ -169,6 +173,17 @@ class ViewerState:
         if int(value) != self._active_label:
             self._active_label = int(value)
             self.active_label_changed.emit(self._active_label)
+
+    @property
+    def interpolate(self) -> bool:
+        """Draw the CT with linear interpolation (smooth) instead of raw voxel blocks."""
+        return self._interpolate
+
+    @interpolate.setter
+    def interpolate(self, value: bool) -> None:
+        if bool(value) != self._interpolate:
+            self._interpolate = bool(value)
+            self.interpolation_changed.emit(self._interpolate)
 
     # ---- layout ------------------------------------------------------------------------------
     @property

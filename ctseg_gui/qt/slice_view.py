@@ -80,6 +80,7 @@ class QtSliceView(QVTKRenderWindowInteractor):
         state.window_changed.connect(self._on_state_window_changed)
         state.labels_display_changed.connect(self._on_labels_display_changed)
         state.camera_changed.connect(self._on_state_camera_changed)
+        state.interpolation_changed.connect(self._on_state_interpolation_changed)
         document.image_loaded.connect(self._on_document_image_loaded)
         document.labels_replaced.connect(self._on_document_labels_replaced)
         document.table_changed.connect(self._on_labels_display_changed)
@@ -190,6 +191,10 @@ class QtSliceView(QVTKRenderWindowInteractor):
     def _on_state_window_changed(self, width: float, level: float) -> None:
         self.scene.set_window(width, level)
         self._update_text()
+        self.request_render()
+
+    def _on_state_interpolation_changed(self, smooth: bool) -> None:
+        self.scene.set_interpolation(smooth)
         self.request_render()
 
     def _on_state_camera_changed(self, view: str) -> None:

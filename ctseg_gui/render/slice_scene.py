@@ -128,6 +128,14 @@ class SliceScene:
         prop.SetColorWindow(width)
         prop.SetColorLevel(level)
 
+    def set_interpolation(self, smooth: bool) -> None:
+        """Linear (smooth) or nearest-voxel display of the CT."""
+        prop = self.image_actor.GetProperty()
+        if smooth:
+            prop.SetInterpolationTypeToLinear()
+        else:
+            prop.SetInterpolationTypeToNearest()
+
     def set_labels(self, rgba: np.ndarray | None, image: SliceImage | None = None) -> None:
         """Show the coloured label slice (``None`` hides the overlay)."""
         if rgba is None or image is None or not rgba[..., 3].any():

@@ -1,0 +1,126 @@
+"""Rendering tests: pixels that VTK drew (needs a real X server with OpenGL, e.g. xvfb-run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ctseg_gui.core.volume import Volume
+from ctseg_gui.io import read_image, write_image
+from ctseg_gui.qt.screenshot import vtk_view_image
+
+
+def _pixel(view, world) -> np.ndarray:
+    view.render_now()
+    pixels = vtk_view_image(view)
+    x, y = view.world_to_display(world)
+    return pixels[int(y), int(x)].astype(int)
+
+
+def _quiet(viewer) -> None:
+    # Crosshair and text off: only image and label pixels remain to check.
+    for view in viewer.slice_views.values():
+        view.scene.show_crosshair(False)
+        for actor in [*view.scene.letters, *view.scene.corners.values()]:
+            actor.SetVisibility(False)
+
+
+def _soft_tissue_voxel(volume: Volume, near_hu: float) -> tuple[int, int, int]:
+    """A voxel near the middle, near ``near_hu``, in a fairly even 3x3x3 neighbourhood."""
+    array = volume.array.astype(float)
+    spread = ndimage.maximum_filter(array, 3) - ndimage.minimum_filter(array, 3)
+    k, j, i = np.nonzero((spread < 40) & (np.abs(array - near_hu) < 30))
+    centre = np.array(volume.array.shape) / 2
+    best = np.argmin((k - centre[0]) ** 2 + (j - centre[1]) ** 2 + (i - centre[2]) ** 2)
+    return int(i[best]), int(j[best]), int(k[best])
+
+
+def test_ct_grey_follows_the_preset(viewer, open_and_wait, abdomen_ct):
+    open_and_wait(viewer, abdomen_ct)
+    _quiet(viewer)
+    image = viewer.document.image
+    viewer.state.interpolate = False  # raw voxels: the pixel shows exactly this voxel's HU
+    i, j, k = _soft_tissue_voxel(image, 50.0)
+    hu = float(image.array[k, j, i])
+    world = image.index_to_world((i, j, k))
+    viewer.state.cursor = world
+    for name in ("Soft tissue", "Liver", "Lung"):
+        viewer.state.apply_preset(name)
+        width, level = viewer.state.window
+        expected = np.clip((hu - (level - width / 2)) / width, 0, 1) * 255
+        for view in viewer.slice_views.values():
+            rgb = _pixel(view, world)
+            assert np.all(np.abs(rgb - expected) <= 2), (name, view.view, hu, rgb, expected)
+
+
+def test_labelled_voxel_shows_its_colour(viewer, open_and_wait, abdomen_ct, reference_labels):
+    open_and_wait(viewer, abdomen_ct, reference_labels)
+    _quiet(viewer)
+    labels = viewer.document.labels
+    core = ndimage.binary_erosion(labels.array == 1, iterations=2)  # spleen, away from borders
+    k, j, i = (int(np.median(a)) for a in np.nonzero(core))
+    assert core[k, j, i]
+    world = viewer.document.image.index_to_world((i, j, k))
+    viewer.state.cursor = world
+    viewer.state.opacity = 1.0
+    viewer.state.outline = False
+    colour = np.array(labels.table[1].color)
+    for view in viewer.slice_views.values():
+        assert np.all(np.abs(_pixel(view, world) - colour) <= 2), view.view
+    viewer.document.update_label(1, visible=False)  # hidden: the CT shows through again
+    assert np.abs(_pixel(viewer.slice_views["axial"], world) - colour).max() > 40
+    viewer.document.update_label(1, visible=True)
+    viewer.state.opacity = 0.5  # half: a blend of CT grey and colour
+    blended = _pixel(viewer.slice_views["axial"], world)
+    assert np.all(blended > colour * 0.5 - 3) and np.abs(blended - colour).max() > 20
+
+
+def _with_markers(volume: Volume) -> tuple[Volume, list[np.ndarray]]:
+    """The CT with two bright cubes: 9000 HU 60 mm to the patient's left, 6000 HU 60 mm anterior."""
+    array = volume.array.astype(np.int16).copy()
+    centre = volume.index_to_world((np.asarray(volume.size) - 1) // 2)
+    markers = []
+    for offset, value in (((60.0, 0.0, 0.0), 9000), ((0.0, -60.0, 0.0), 6000)):
+        i, j, k = np.rint(volume.world_to_index(centre + np.array(offset))).astype(int)
+        array[k - 2 : k + 3, j - 2 : j + 3, i - 2 : i + 3] = value
+        markers.append(volume.index_to_world((i, j, k)))
+    return volume.with_array(array), markers
+
+
+def _centroid(mask: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.nonzero(mask)
+    assert rows.size > 4
+    return float(cols.mean()), float(rows.mean())
+
+
+@pytest.mark.parametrize("storage", ["RAS", "LPS"])
+def test_patient_left_on_screen_right(
+    viewer, open_and_wait, abdomen_ct, lps_twin, tmp_path, storage
+):
+    volume, (left_marker, _) = _with_markers(read_image(abdomen_ct))
+    if storage == "LPS":
+        path = write_image(lps_twin(volume), tmp_path / "ct_lps.nrrd")
+    else:
+        path = write_image(volume, tmp_path / "ct_ras.nii.gz")
+    open_and_wait(viewer, path)
+    _quiet(viewer)
+    image = viewer.document.image
+    assert image.orientation_code == storage
+    centre = np.asarray(viewer.state.cursor)
+    for view_name, up_marker in (("axial", "anterior"), ("coronal", None)):
+        view = viewer.slice_views[view_name]
+        cx, cy = view.world_to_display(centre)
+        viewer.state.set_window(10, 8000)  # only the left marker (9000 HU) is white
+        view.render_now()
+        left = vtk_view_image(view)[..., 0] > 128
+        x, y = _centroid(left)
+        assert x > cx + 20, f"{view_name}: patient's left drawn at x={x:.0f}, centre {cx:.0f}"
+        assert abs(y - cy) < 4
+        ex, ey = view.world_to_display(left_marker)
+        assert abs(x - ex) < 3 and abs(y - ey) < 3
+        if up_marker:
+            viewer.state.set_window(10, 5000)  # both markers white
+            view.render_now()
+            x, y = _centroid((vtk_view_image(view)[..., 0] > 128) & ~left)
+            assert y < cy - 20 and abs(x - cx) < 4, "anterior must be at the top of the axial view"
