@@ -1,0 +1,138 @@
+"""The model panel runs ct-tissues in the compute worker process and shows progress; cancel works."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctseg_gui.core.volume import Volume
+from ctseg_gui.inference.ct_tissues import segment_ct_tissues
+from ctseg_gui.io import read_image
+
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path, monkeypatch):
+    from ctseg_gui.qt.models_panel import QtModelPanel
+
+    monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))  # no user-installed models
+    widget = QtModelPanel(show_dialogs=False)
+    qtbot.addWidget(widget)
+    widget.show()
+    yield widget
+    widget.bridge.close()
+
+
+@pytest.fixture(scope="module")
+def small(small_ct) -> Volume:
+    return read_image(small_ct)
+
+
+@pytest.fixture(scope="module")
+def big(abdomen_ct) -> Volume:
+    """Eight times the abdomen's voxels, so a run lasts long enough to cancel it mid-way."""
+    ct = read_image(abdomen_ct)
+    array = ct.array.astype(np.int16)
+    for axis in range(3):
+        array = np.repeat(array, 2, axis=axis)
+    return Volume(array, tuple(s / 2 for s in ct.spacing), ct.origin, ct.direction, ct.metadata)
+
+
+def test_run_ct_tissues_through_the_panel(qtbot, panel, small):
+    from PySide6.QtCore import Qt
+
+    assert not panel.run_button.isEnabled()  # nothing to run on yet
+    assert panel.model_id == "ct-tissues" and panel.variant_box.isHidden()
+    panel.set_volume(small)
+    assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+    stages: list[tuple[str, float]] = []
+    panel.bridge.progressed.connect(lambda _id, stage, f: stages.append((stage, f)))
+
+    with qtbot.waitSignal(panel.result_ready, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+        assert panel.cancel_button.isEnabled() and not panel.run_button.isEnabled()
+    labels = blocker.args[0]
+
+    assert labels.image is small
+    np.testing.assert_array_equal(labels.array, segment_ct_tissues(small).array)
+    assert [e.name for e in labels.table][-1] == "bone"
+    assert set(labels.voxel_counts()) == {1, 2, 3, 4, 5}
+    fractions = [f for _, f in stages]
+    assert fractions == sorted(fractions) and ("bone", 0.65) in stages
+    assert panel.progress.value() == 1000 and panel.stage_label.text().startswith("Done")
+    assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+    assert panel.bridge.client.pid is not None  # it ran in the worker process
+
+
+def test_cancel_then_run_again_in_the_same_worker(qtbot, panel, big, small):
+    from PySide6.QtCore import Qt
+
+    results: list = []
+    panel.result_ready.connect(results.append)
+    panel.set_volume(big)
+    with qtbot.waitSignal(
+        panel.bridge.progressed,
+        timeout=WAIT_MS,
+        check_params_cb=lambda _id, stage, _f: stage == "finding the body",
+    ):
+        panel.run()
+    pid = panel.bridge.client.pid
+    with qtbot.waitSignal(panel.run_cancelled, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert panel.stage_label.text() == "Cancelled." and panel.progress.value() == 0
+    assert panel.run_button.isEnabled()
+
+    # A later run works in the same worker, and only its result arrives.
+    panel.set_volume(small)
+    with qtbot.waitSignal(panel.result_ready, timeout=WAIT_MS):
+        panel.run()
+    qtbot.wait(200)  # let any stray queued event of the cancelled job arrive (it must not)
+    assert len(results) == 1 and results[0].image is small
+    assert panel.bridge.client.pid == pid
+
+
+def test_new_image_cancels_the_run_on_the_old_one(qtbot, panel, big, small):
+    results: list = []
+    panel.result_ready.connect(results.append)
+    panel.set_volume(big)
+    with qtbot.waitSignal(panel.bridge.started, timeout=WAIT_MS):
+        panel.run()
+    with qtbot.waitSignal(panel.run_cancelled, timeout=WAIT_MS):
+        panel.set_volume(small)
+    assert not panel.running and not results
+
+
+def test_errors_are_reported(qtbot, panel, small):
+    mr_like = small.with_array((small.array - small.array.min()).astype(np.int16))
+    panel.set_volume(mr_like)
+    with qtbot.waitSignal(panel.failed, timeout=WAIT_MS) as blocker:
+        panel.run()
+    assert "do not look like CT Hounsfield units" in blocker.args[0]
+    assert panel.stage_label.text().startswith("Failed:") and panel.run_button.isEnabled()
+
+
+def test_variant_toggle_follows_the_model(qtbot, monkeypatch):
+    from ctseg_gui.qt import models_panel
+
+    choices = [
+        models_panel.ModelChoice("ct-tissues", "CT tissues"),
+        models_panel.ModelChoice(
+            "wholeBody_ct_segmentation", "Whole body", ["highres", "lowres"], "lowres"
+        ),
+    ]
+    monkeypatch.setattr(models_panel, "available_models", lambda: choices)
+    widget = models_panel.QtModelPanel(show_dialogs=False)
+    qtbot.addWidget(widget)
+    widget.show()
+    assert widget.variant_box.isHidden()
+    widget.select_model("wholeBody_ct_segmentation")
+    assert not widget.variant_box.isHidden()
+    assert [widget.variant_box.itemText(i) for i in range(widget.variant_box.count())] == [
+        "highres",
+        "lowres",
+    ]
+    assert widget.variant_box.currentData() == "lowres"
+    widget.select_model("ct-tissues")
+    assert widget.variant_box.isHidden()
+    widget.bridge.close()
