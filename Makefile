@@ -16,7 +16,7 @@ GUI_PKGS := libgl1 libegl1 libopengl0 libgl1-mesa-dri libglib2.0-0 libdbus-1-3 l
 TEST_PKGS := $(GUI_PKGS) xvfb xauth
 XVFB := xvfb-run -a -s "-screen 0 1920x1080x24"
 
-.PHONY: run test lint format bench sysdeps-gui sysdeps-test venv clean
+.PHONY: run test lint format bench sysdeps-gui sysdeps-test venv clean package package-test
 
 run: sysdeps-gui $(STAMP)
 	$(BIN)/ctseg-gui "$$($(BIN)/python -c 'from ctseg_gui.resources import sample_ct; print(sample_ct())')"
@@ -35,6 +35,16 @@ format: $(STAMP)
 
 bench: sysdeps-test $(STAMP)
 	for b in benchmarks/bench_*.py; do $(XVFB) $(BIN)/python $$b || exit 1; done
+
+# One-folder frozen app in dist/ctseg-gui plus a .tar.xz of it; reused when nothing changed.
+package: $(STAMP)
+	$(BIN)/python -c "import PyInstaller" 2>/dev/null || $(PIP_INSTALL) -e ".[test,package]"
+	$(BIN)/python packaging/build.py
+
+# Builds (or reuses) the bundle, then tests the frozen executable; not part of `make test`.
+package-test: sysdeps-test package
+	CTSEG_REQUIRE_FROZEN=1 CTSEG_FROZEN_APP=$(CURDIR)/dist/ctseg-gui/ctseg-gui \
+		$(XVFB) $(BIN)/python -m pytest -q -p no:cacheprovider tests/package
 
 venv: $(STAMP)
 
