@@ -18,6 +18,8 @@ from ctseg_gui import __version__
 COMMANDS = {
     "info": ("info", "describe an image or list the DICOM series in a folder"),
     "convert": ("convert", "convert any supported image to NIfTI, NRRD or MetaImage"),
+    "segment": ("segment", "segment a CT with a model (built-in or MONAI bundle)"),
+    "models": ("models", "list, install, verify or remove models"),
     "stats": ("stats", "volume and HU statistics per structure of a label map, as CSV"),
     "worker": ("worker", "internal: the compute worker process the app starts for model jobs"),
     "clicks-eval": ("clicks_eval", "simulated click refinement of one structure: Dice and latency per click"),

@@ -1,0 +1,20 @@
+"""Errors raised by the inference layer (all carry a user-facing message)."""
+
+from __future__ import annotations
+
+from ctseg_gui.core.errors import CtsegError
+
+
+class BundleError(CtsegError):
+    """A bundle cannot be used: bad config, missing or mismatched weights, failing transforms."""
+
+
+class ModelNotFoundError(CtsegError):
+    """A model id is unknown or the model is not installed."""
+
+
+class JobCancelled(CtsegError):
+    """The caller asked to stop; raised at the next sliding-window batch."""
+
+    def __init__(self, message: str = "cancelled by the user") -> None:
+        super().__init__(message)

@@ -1,0 +1,213 @@
+"""Sliding-window inference stitched slab by slab, with the labels taken as each slab completes.
+
+MONAI's ``sliding_window_inference`` keeps ``classes x voxels`` floats for the whole image (plus a
+copy for the softmax); for the 105-class whole-body model at 1.5 mm that is many gigabytes. Here the
+windows are the same (MONAI's own ``dense_patch_slices`` and importance map, so the blend is the
+same), but they run in rows along one axis: once no later window can touch a slice, that slice is
+divided by its weight, reduced to labels (argmax) and its floats are dropped. Peak memory is one
+row of windows' worth of class scores, not the whole volume's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ctseg_gui.inference.errors import BundleError, JobCancelled
+
+
+@dataclass
+class WindowSettings:
+    """The bundle inferer's settings (MONAI's SlidingWindowInferer defaults)."""
+
+    roi_size: tuple[int, ...] = (96, 96, 96)
+    sw_batch_size: int = 1
+    overlap: float | tuple[float, ...] = 0.25
+    mode: str = "constant"
+    sigma_scale: float | tuple[float, ...] = 0.125
+    padding_mode: str = "constant"
+    cval: float = 0.0
+
+    @classmethod
+    def from_inferer(cls, inferer) -> WindowSettings:
+        """Read a MONAI ``SlidingWindowInferer`` (or a ``SimpleInferer``: one whole-image window)."""
+        if type(inferer).__name__ == "SimpleInferer":
+            return cls(roi_size=(-1, -1, -1), sw_batch_size=1, overlap=0.0)
+        return cls(
+            roi_size=tuple(int(r) for r in np.atleast_1d(inferer.roi_size)),
+            sw_batch_size=int(inferer.sw_batch_size),
+            overlap=inferer.overlap,
+            mode=str(getattr(inferer.mode, "value", inferer.mode)),
+            sigma_scale=inferer.sigma_scale,
+            padding_mode=str(getattr(inferer.padding_mode, "value", inferer.padding_mode)),
+            cval=float(inferer.cval),
+        )
+
+
+def plan_windows(image_size, settings: WindowSettings):
+    """(roi, padded size, pads, window slices) exactly as MONAI lays them out."""
+    from monai.data.utils import dense_patch_slices
+    from monai.inferers.utils import _get_scan_interval
+    from monai.utils import ensure_tuple_rep, fall_back_tuple
+
+    roi = fall_back_tuple(
+        settings.roi_size if len(settings.roi_size) == 3 else settings.roi_size * 3, image_size
+    )
+    padded = tuple(max(s, r) for s, r in zip(image_size, roi, strict=False))
+    pads = [
+        ((p - s) // 2, (p - s) - (p - s) // 2) for s, p in zip(image_size, padded, strict=False)
+    ]
+    overlap = ensure_tuple_rep(settings.overlap, 3)
+    interval = _get_scan_interval(padded, roi, 3, overlap)
+    slices = dense_patch_slices(padded, roi, interval)
+    return tuple(roi), padded, pads, slices
+
+
+def _pad(image, pads, settings: WindowSettings):
+    import torch.nn.functional as F
+
+    if not any(a or b for a, b in pads):
+        return image
+    flat = [v for pair in reversed(pads) for v in pair]  # F.pad wants the last axis first
+    mode = {
+        "constant": "constant",
+        "reflect": "reflect",
+        "replicate": "replicate",
+        "circular": "circular",
+    }[settings.padding_mode]
+    if mode == "constant":
+        return F.pad(image, flat, mode=mode, value=settings.cval)
+    return F.pad(image, flat, mode=mode)
+
+
+def _first_tensor(output):
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        return _first_tensor(next(iter(output.values())))
+    if isinstance(output, (list, tuple)):
+        return _first_tensor(output[0])
+    raise BundleError(f"the network returned {type(output).__name__}, not a tensor")
+
+
+def sliding_window_labels(
+    image,
+    network,
+    settings: WindowSettings,
+    *,
+    keep_probabilities: bool = False,
+    activation: str | None = "softmax",
+    amp: bool = False,
+    progress: Callable[[float], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+):
+    """Run ``network`` over ``image`` (``(1, X, Y, Z)`` tensor on the compute device).
+
+    Returns ``(labels, probabilities)``: labels ``(X, Y, Z)`` int16 on the CPU; probabilities
+    ``(C, X, Y, Z)`` float32 after ``activation`` only when ``keep_probabilities`` (for bundles
+    that resample probabilities before the argmax), else None.
+    """
+    import torch
+    from monai.data.utils import compute_importance_map
+
+    device = image.device
+    size = tuple(image.shape[1:])
+    roi, padded, pads, slices = plan_windows(size, settings)
+    data = _pad(image[None], pads, settings)  # (1, 1, X, Y, Z)
+    weight = compute_importance_map(
+        roi,
+        mode=settings.mode,
+        sigma_scale=settings.sigma_scale,
+        device=device,
+        dtype=torch.float32,
+    )
+    starts = np.array([[s.start for s in window] for window in slices])
+    axis = int(np.argmax([len(np.unique(starts[:, a])) + padded[a] * 1e-6 for a in range(3)]))
+    rows = sorted(np.unique(starts[:, axis]))
+    labels = torch.zeros(padded, dtype=torch.int16)
+    probs = None
+    acc = count = None
+    lo = 0  # slab coordinate of acc[:, 0]
+    done, total = 0, len(slices)
+
+    def take(sl, a, b):
+        index = [slice(None)] * 3
+        index[axis] = slice(a, b)
+        return sl[(slice(None), *index)]
+
+    def finalise(a: int, b: int) -> None:
+        nonlocal probs
+        if b <= a:
+            return
+        scores = take(acc, a - lo, b - lo) / take(count, a - lo, b - lo)
+        index = [slice(None)] * 3
+        index[axis] = slice(a, b)
+        if scores.shape[0] == 1:
+            labels[tuple(index)] = (scores[0] > 0).to(torch.int16).cpu()
+        else:
+            labels[tuple(index)] = scores.argmax(0).to(torch.int16).cpu()
+        if keep_probabilities:
+            if probs is None:
+                probs = torch.zeros((scores.shape[0], *padded), dtype=torch.float32)
+            act = torch.softmax(scores, 0) if activation == "softmax" else scores
+            act = torch.sigmoid(scores) if activation == "sigmoid" else act
+            probs[(slice(None), *index)] = act.cpu()
+
+    autocast = (
+        torch.autocast("cuda", dtype=torch.float16) if amp and device.type == "cuda" else None
+    )
+    for row_start in rows:
+        row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
+        if acc is not None:
+            finalise(lo, int(row_start))
+            keep = slice(int(row_start) - lo, None)
+            acc = take(acc, keep.start, None)
+            count = take(count, keep.start, None)
+            lo = int(row_start)
+        for b in range(0, len(row), settings.sw_batch_size):
+            if cancelled is not None and cancelled():
+                raise JobCancelled()
+            batch = row[b : b + settings.sw_batch_size]
+            windows = torch.cat([data[(slice(None), slice(None), *w)] for w in batch])
+            with torch.inference_mode():
+                if autocast is not None:
+                    with autocast:
+                        out = _first_tensor(network(windows))
+                else:
+                    out = _first_tensor(network(windows))
+            out = out.float()
+            if tuple(out.shape[2:]) != tuple(roi):
+                raise BundleError(
+                    f"the network output {tuple(out.shape[2:])} differs from the window size {roi}"
+                )
+            if acc is None:
+                span = list(padded)
+                span[axis] = roi[axis]
+                acc = torch.zeros((out.shape[1], *span), dtype=torch.float32, device=device)
+                count = torch.zeros((1, *span), dtype=torch.float32, device=device)
+            hi = lo + acc.shape[1 + axis]
+            need = max(w[axis].stop for w in batch)
+            if need > hi:  # grow the buffer to reach the new row's far edge
+                grow = list(acc.shape)
+                grow[1 + axis] = need - hi
+                acc = torch.cat([acc, acc.new_zeros(grow)], dim=1 + axis)
+                grow[0] = 1
+                count = torch.cat([count, count.new_zeros(grow)], dim=1 + axis)
+            for pred, w in zip(out, batch, strict=False):
+                local = list(w)
+                local[axis] = slice(w[axis].start - lo, w[axis].stop - lo)
+                acc[(slice(None), *local)] += pred * weight
+                count[(slice(None), *local)] += weight
+            done += len(batch)
+            if progress is not None:
+                progress(done / total)
+    finalise(lo, lo + acc.shape[1 + axis])
+    crop = tuple(slice(a, a + s) for (a, _), s in zip(pads, size, strict=False))
+    labels = labels[crop].contiguous()
+    if probs is not None:
+        probs = probs[(slice(None), *crop)].contiguous()
+    return labels, probs

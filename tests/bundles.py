@@ -1,0 +1,317 @@
+"""Build small MONAI bundles in the real model-zoo layout for tests and benchmarks.
+
+The configs are written by this module in MONAI's config syntax with the seed bundles' network
+definitions (``spleen_ct_segmentation``'s UNet, ``wholeBody_ct_segmentation``'s SegResNet) and the
+same sections the model zoo uses (preprocessing, dataset, dataloader, inferer, postprocessing with
+Invertd + SaveImaged, SupervisedEvaluator, checkpointloader, initialize, run), so MONAI's own
+``python -m monai.bundle run`` executes them unmodified. Weights come from a fixed torch seed; the
+last layer's biases are nudged so the label maps are not trivially all background.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SPLEEN_NETWORK = {
+    "_target_": "UNet",
+    "spatial_dims": 3,
+    "in_channels": 1,
+    "out_channels": 2,
+    "channels": [16, 32, 64, 128, 256],
+    "strides": [2, 2, 2, 2],
+    "num_res_units": 2,
+    "norm": "batch",
+}
+
+WHOLEBODY_NETWORK = {
+    "_target_": "SegResNet",
+    "spatial_dims": 3,
+    "in_channels": 1,
+    "out_channels": 105,
+    "init_filters": 32,
+    "blocks_down": [1, 2, 2, 4],
+    "blocks_up": [1, 1, 1],
+    "dropout_prob": 0.2,
+}
+
+
+def _common(preprocessing: list, inferer: dict, postprocessing: list, num_workers: int) -> dict:
+    return {
+        "preprocessing": {"_target_": "Compose", "transforms": preprocessing},
+        "dataset": {
+            "_target_": "Dataset",
+            "data": "$[{'image': i} for i in @datalist]",
+            "transform": "@preprocessing",
+        },
+        "dataloader": {
+            "_target_": "DataLoader",
+            "dataset": "@dataset",
+            "batch_size": 1,
+            "shuffle": False,
+            "num_workers": num_workers,
+        },
+        "inferer": inferer,
+        "postprocessing": {"_target_": "Compose", "transforms": postprocessing},
+        "handlers": [{"_target_": "StatsHandler", "iteration_log": False}],
+        "evaluator": {
+            "_target_": "SupervisedEvaluator",
+            "device": "@device",
+            "val_data_loader": "@dataloader",
+            "network": "@network",
+            "inferer": "@inferer",
+            "postprocessing": "@postprocessing",
+            "val_handlers": "@handlers",
+            "amp": True,
+        },
+    }
+
+
+def _save(key: str = "pred") -> dict:
+    return {
+        "_target_": "SaveImaged",
+        "keys": key,
+        "output_dir": "@output_dir",
+        "output_ext": "@output_ext",
+        "output_dtype": "@output_dtype",
+        "output_postfix": "@output_postfix",
+        "separate_folder": "@separate_folder",
+    }
+
+
+def spleen_config(num_workers: int = 0) -> dict:
+    """``inference.json`` with spleen_ct_segmentation's network, transforms and inferer."""
+    config = {
+        "imports": ["$import glob", "$import os"],
+        "bundle_root": ".",
+        "output_dir": "$@bundle_root + '/eval'",
+        "output_ext": ".nii.gz",
+        "output_dtype": "$numpy.float32",
+        "output_postfix": "trans",
+        "separate_folder": True,
+        "dataset_dir": "/workspace/data/Task09_Spleen",
+        "datalist": "$list(sorted(glob.glob(@dataset_dir + '/imagesTs/*.nii.gz')))",
+        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+        "network_def": SPLEEN_NETWORK,
+        "network": "$@network_def.to(@device)",
+    }
+    preprocessing = [
+        {"_target_": "LoadImaged", "keys": "image"},
+        {"_target_": "EnsureChannelFirstd", "keys": "image"},
+        {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
+        {"_target_": "Spacingd", "keys": "image", "pixdim": [1.5, 1.5, 2.0], "mode": "bilinear"},
+        {
+            "_target_": "ScaleIntensityRanged",
+            "keys": "image",
+            "a_min": -57,
+            "a_max": 164,
+            "b_min": 0,
+            "b_max": 1,
+            "clip": True,
+        },
+        {"_target_": "EnsureTyped", "keys": "image"},
+    ]
+    inferer = {
+        "_target_": "SlidingWindowInferer",
+        "roi_size": [96, 96, 96],
+        "sw_batch_size": 4,
+        "overlap": 0.5,
+    }
+    postprocessing = [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {
+            "_target_": "Invertd",
+            "keys": "pred",
+            "transform": "@preprocessing",
+            "orig_keys": "image",
+            "nearest_interp": False,
+            "to_tensor": True,
+        },
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+        _save(),
+    ]
+    config.update(_common(preprocessing, inferer, postprocessing, num_workers))
+    config["checkpointloader"] = {
+        "_target_": "CheckpointLoader",
+        "load_path": "$@bundle_root + '/models/model.pt'",
+        "load_dict": {"model": "@network"},
+    }
+    config["initialize"] = [
+        "$monai.utils.set_determinism(seed=123)",
+        "$@checkpointloader(@evaluator)",
+    ]
+    config["run"] = ["$@evaluator.run()"]
+    return config
+
+
+def wholebody_config(num_workers: int = 0) -> dict:
+    """``inference.json`` with wholeBody_ct_segmentation's network, variants and transforms."""
+    config = {
+        "displayable_configs": {"highres": True, "sw_overlap": 0.25, "sw_batch_size": 1},
+        "imports": ["$import glob", "$import numpy", "$import os"],
+        "bundle_root": ".",
+        "image_key": "image",
+        "output_dir": "$@bundle_root + '/eval'",
+        "output_ext": ".nii.gz",
+        "output_dtype": "$numpy.float32",
+        "output_postfix": "trans",
+        "separate_folder": True,
+        "dataset_dir": "sampledata",
+        "datalist": "$list(sorted(glob.glob(@dataset_dir + '/imagesTs/*.nii.gz')))",
+        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+        "pixdim": "$[1.5, 1.5, 1.5] if @displayable_configs#highres else [3.0, 3.0, 3.0]",
+        "modelname": "$'model.pt' if @displayable_configs#highres else 'model_lowres.pt'",
+        "network_def": WHOLEBODY_NETWORK,
+        "network": "$@network_def.to(@device)",
+    }
+    preprocessing = [
+        {"_target_": "LoadImaged", "keys": "@image_key"},
+        {"_target_": "EnsureTyped", "keys": "@image_key"},
+        {"_target_": "EnsureChannelFirstd", "keys": "@image_key"},
+        {"_target_": "Orientationd", "keys": "@image_key", "axcodes": "RAS"},
+        {"_target_": "Spacingd", "keys": "@image_key", "pixdim": "@pixdim", "mode": "bilinear"},
+        {"_target_": "NormalizeIntensityd", "keys": "@image_key", "nonzero": True},
+        {"_target_": "ScaleIntensityd", "keys": "@image_key", "minv": -1.0, "maxv": 1.0},
+    ]
+    inferer = {
+        "_target_": "SlidingWindowInferer",
+        "roi_size": [96, 96, 96],
+        "sw_batch_size": "@displayable_configs#sw_batch_size",
+        "overlap": "@displayable_configs#sw_overlap",
+        "padding_mode": "replicate",
+        "mode": "gaussian",
+        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+    }
+    postprocessing = [
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+        {
+            "_target_": "Invertd",
+            "keys": "pred",
+            "transform": "@preprocessing",
+            "orig_keys": "@image_key",
+            "nearest_interp": True,
+            "to_tensor": True,
+        },
+        _save(),
+    ]
+    config.update(_common(preprocessing, inferer, postprocessing, num_workers))
+    config["checkpointloader"] = {
+        "_target_": "CheckpointLoader",
+        "load_path": "$@bundle_root + '/models/' + @modelname",
+        "load_dict": {"model": "@network"},
+    }
+    config["initialize"] = [
+        "$setattr(torch.backends.cudnn, 'benchmark', True)",
+        "$@checkpointloader(@evaluator)",
+    ]
+    config["run"] = ["$@evaluator.run()"]
+    return config
+
+
+def _metadata(name: str, labels: dict[int, str], task: str) -> dict:
+    channel_def = {str(v): n for v, n in labels.items()}
+    return {
+        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/"
+        "0.8.1/meta_schema_20220324.json",
+        "version": "0.0.1",
+        "changelog": {"0.0.1": "test bundle built by tests/bundles.py"},
+        "monai_version": "1.4.0",
+        "pytorch_version": "2.4.0",
+        "numpy_version": "1.24.0",
+        "required_packages_version": {"nibabel": "5.2.1", "pytorch-ignite": "0.4.11"},
+        "name": name,
+        "task": task,
+        "description": "Small test bundle with fixed-seed weights (not a trained model).",
+        "authors": "ctseg-gui tests",
+        "copyright": "Copyright (c) ctseg-gui",
+        "intended_use": "Testing only",
+        "network_data_format": {
+            "inputs": {
+                "image": {
+                    "type": "image",
+                    "format": "hounsfield",
+                    "modality": "CT",
+                    "num_channels": 1,
+                    "spatial_shape": [96, 96, 96],
+                    "dtype": "float32",
+                    "value_range": [0, 1],
+                    "is_patch_data": True,
+                    "channel_def": {"0": "image"},
+                }
+            },
+            "outputs": {
+                "pred": {
+                    "type": "image",
+                    "format": "segmentation",
+                    "num_channels": len(channel_def),
+                    "spatial_shape": [96, 96, 96],
+                    "dtype": "float32",
+                    "value_range": [0, 1],
+                    "is_patch_data": True,
+                    "channel_def": channel_def,
+                }
+            },
+        },
+    }
+
+
+def _seeded_state_dict(network_config: dict, seed: int, bias: list[float] | None = None) -> dict:
+    import torch
+    from monai.bundle import ConfigParser
+
+    torch.manual_seed(seed)
+    network = ConfigParser({"net": dict(network_config)}).get_parsed_content("net")
+    state = network.state_dict()
+    if bias is not None:
+        # The last bias in the state dict is the output layer's: shifting it sets how much of the
+        # image each class claims, so the random network's label map has real structures.
+        last = [k for k in state if k.endswith("bias") and state[k].numel() == len(bias)][-1]
+        state[last] = state[last] + torch.tensor(bias, dtype=state[last].dtype)
+    return state
+
+
+# Output-layer bias shifts that give the fixed-seed networks a spleen class of a few percent to a
+# third of the abdomen CT (instead of everything in one class).
+SPLEEN_BIAS = [0.1, -0.1]
+
+
+def build_spleen_bundle(root: Path, seed: int = 0, num_workers: int = 0) -> Path:
+    """Write a spleen_ct_segmentation-style bundle under ``root`` and return its folder."""
+    import torch
+
+    bundle = Path(root)
+    (bundle / "configs").mkdir(parents=True, exist_ok=True)
+    (bundle / "models").mkdir(exist_ok=True)
+    (bundle / "configs" / "inference.json").write_text(
+        json.dumps(spleen_config(num_workers), indent=4)
+    )
+    (bundle / "configs" / "metadata.json").write_text(
+        json.dumps(
+            _metadata("Spleen test bundle", {0: "background", 1: "spleen"}, "Spleen segmentation"),
+            indent=4,
+        )
+    )
+    state = _seeded_state_dict(SPLEEN_NETWORK, seed, SPLEEN_BIAS)
+    torch.save(state, bundle / "models" / "model.pt")
+    return bundle
+
+
+def build_wholebody_bundle(root: Path, seed: int = 0, num_workers: int = 0) -> Path:
+    """Write a wholeBody_ct_segmentation-style bundle (model.pt and model_lowres.pt)."""
+    import torch
+
+    bundle = Path(root)
+    (bundle / "configs").mkdir(parents=True, exist_ok=True)
+    (bundle / "models").mkdir(exist_ok=True)
+    (bundle / "configs" / "inference.json").write_text(
+        json.dumps(wholebody_config(num_workers), indent=4)
+    )
+    names = {0: "background", **{v: f"structure_{v}" for v in range(1, 105)}}
+    (bundle / "configs" / "metadata.json").write_text(
+        json.dumps(_metadata("Whole body test bundle", names, "Whole body segmentation"), indent=4)
+    )
+    for offset, name in enumerate(("model.pt", "model_lowres.pt")):
+        state = _seeded_state_dict(WHOLEBODY_NETWORK, seed + offset)
+        torch.save(state, bundle / "models" / name)
+    return bundle
