@@ -57,18 +57,33 @@ def crop_box(points: np.ndarray, shape: tuple[int, ...], roi: tuple[int, ...], m
 
 
 def guidance_signal(shape: tuple[int, ...], groups: list[list[list[int]]], sigma: float):
-    """One channel per click group: Gaussian blobs at the points, min-max scaled to [0, 1]."""
-    import torch
-    from monai.networks.layers import GaussianFilter
+    """One channel per click group: Gaussian blobs at the points, min-max scaled to [0, 1].
 
+    Equals ``AddGuidanceSignald`` (MONAI's separable ``GaussianFilter``, erf kernel truncated at 4
+    sigma, zero padding) but stamps the kernel at each point instead of filtering the whole ROI:
+    milliseconds instead of a second for a 128^3 ROI.
+    """
+    from monai.networks.layers.convutils import gaussian_1d
+
+    kernel = gaussian_1d(sigma, truncated=4.0, approx="erf").numpy().astype(np.float32)
+    tail = len(kernel) // 2
     signal = np.zeros((len(groups), *shape), dtype=np.float32)
     for c, points in enumerate(groups):
+        marked = set()
         for p in points:
-            idx = tuple(max(0, min(int(x), n - 1)) for x, n in zip(p, shape, strict=True))
-            signal[c][idx] = 1.0
-        if signal[c].max() > 0:
-            blur = GaussianFilter(len(shape), sigma=sigma)
-            s = blur(torch.from_numpy(signal[c])[None, None])[0, 0].numpy()
+            if np.any(np.asarray(p) < 0):
+                continue
+            marked.add(tuple(max(0, min(int(x), n - 1)) for x, n in zip(p, shape, strict=True)))
+        for idx in sorted(marked):
+            target, stamp = [], kernel
+            for axis, (x, n) in enumerate(zip(idx, shape, strict=True)):
+                lo, hi = max(0, x - tail), min(n, x + tail + 1)
+                target.append(slice(lo, hi))
+                piece = kernel[lo - x + tail : hi - x + tail]
+                stamp = piece if axis == 0 else np.multiply.outer(stamp, piece)
+            signal[c][tuple(target)] += stamp
+        if marked:
+            s = signal[c]
             signal[c] = (s - s.min()) / (s.max() - s.min())
     return signal
 
