@@ -154,6 +154,7 @@ class QtModelPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.bridge.started.connect(self._on_bridge_started)
         self.bridge.progressed.connect(self._on_bridge_progressed)
+        self.bridge.warned.connect(self._on_bridge_warned)
         self.bridge.succeeded.connect(self._on_bridge_succeeded)
         self.bridge.failed.connect(self._on_bridge_failed)
         self.bridge.cancelled.connect(self._on_bridge_cancelled)
@@ -247,6 +248,11 @@ class QtModelPanel(QWidget):
         if eta is not None:
             text += f" — about {format_seconds(eta)} left"
         self.stage_label.setText(text)
+
+    @Slot(int, str)
+    def _on_bridge_warned(self, job_id: int, message: str) -> None:
+        if job_id == self._job_id:
+            self.status_changed.emit(f"warning: {message}")
 
     @Slot(int, object)
     def _on_bridge_succeeded(self, job_id: int, labels) -> None:

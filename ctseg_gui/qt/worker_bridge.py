@@ -31,6 +31,8 @@ class QtComputeBridge(QObject):
         Job id: the worker began the job.
     progressed(int, str, float)
         Job id, stage, overall fraction ``0..1``.
+    warned(int, str)
+        Job id and a warning for the user; the job goes on (e.g. it moved from GPU to CPU).
     succeeded(int, object)
         Job id and its result (a LabelMap for ``submit_segment``).
     failed(int, str)
@@ -43,6 +45,7 @@ class QtComputeBridge(QObject):
 
     started = Signal(int)
     progressed = Signal(int, str, float)
+    warned = Signal(int, str)
     succeeded = Signal(int, object)
     failed = Signal(int, str)
     cancelled = Signal(int)
@@ -126,6 +129,8 @@ class QtComputeBridge(QObject):
             self.started.emit(event.job_id)
         elif event.kind == "progress":
             self.progressed.emit(event.job_id, event.stage, event.fraction)
+        elif event.kind == "warning":
+            self.warned.emit(event.job_id, event.message)
         elif event.kind == "result":
             self.succeeded.emit(event.job_id, event.result)
         elif event.kind == "error":

@@ -7,8 +7,9 @@ and restarts it when it dies. Jobs queue in the client and go to the worker one 
 queued job can be cancelled without the worker ever seeing it.
 
 Events (:class:`~ctseg_gui.worker.protocol.JobEvent`) reach the ``on_event`` callback of each job
-on the supervisor thread, in order: ``started``, ``progress``..., then exactly one of ``result``,
-``error`` or ``cancelled``. A GUI must hop them to its own thread (``ctseg_gui.qt.worker_bridge``).
+on the supervisor thread, in order: ``started``, ``progress`` (and ``warning``)..., then exactly one
+of ``result``, ``error`` or ``cancelled``. A GUI must hop them to its own thread
+(``ctseg_gui.qt.worker_bridge``).
 """
 
 from __future__ import annotations
@@ -419,6 +420,8 @@ class ComputeClient:
         elif kind == "progress":
             if not job.cancel_requested:
                 self._emit(job, JobEvent(job_id, "progress", stage=message[2], fraction=message[3]))
+        elif kind == "warning":
+            self._emit(job, JobEvent(job_id, "warning", message=message[2]))
         elif kind == "result":
             if job.cancel_requested:  # finished before it saw the flag: the user asked to stop
                 self._end(job, JobEvent(job_id, "cancelled"), "cancelled")

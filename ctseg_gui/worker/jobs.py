@@ -49,39 +49,23 @@ def segment(
     ``params``: the image geometry (:func:`volume_params`), ``model_id``, ``bundle``, ``variant``,
     ``device``.
     """
+    from ctseg_gui.core.modality import require_ct
     from ctseg_gui.inference import resolve_model
+    from ctseg_gui.inference.engine import segment_volume
 
     volume = volume_from(params["image"], inputs["image"])
+    require_ct(volume)
     progress("loading the model", 0.0)
     ref = resolve_model(params.get("model_id"), params.get("bundle"), params.get("variant"))
-    segment_volume = _segment_volume()
-    if segment_volume is None:
-        from ctseg_gui.core.errors import CtsegError
-        from ctseg_gui.inference.ct_tissues import segment_ct_tissues
-
-        if not ref.builtin:
-            raise CtsegError(f"the inference engine is not available to run {ref.name}")
-        labels = segment_ct_tissues(volume, progress=progress, cancelled=cancelled)
-    else:
-        labels = segment_volume(
-            volume,
-            ref,
-            device=params.get("device") or "auto",
-            progress=progress,
-            cancelled=cancelled,
-        )
+    labels = segment_volume(
+        volume,
+        ref,
+        device=params.get("device") or "auto",
+        progress=progress,
+        cancelled=cancelled,
+    )
     info = {"table": labels.table.to_json(), "model": ref.name}
     return {"labels": labels.array}, info
-
-
-def _segment_volume():
-    try:
-        from ctseg_gui.inference.engine import segment_volume
-    except ModuleNotFoundError as error:
-        if error.name != "ctseg_gui.inference.engine":
-            raise
-        return None
-    return segment_volume
 
 
 def echo(
@@ -94,6 +78,21 @@ def echo(
         for name, a in inputs.items()
     }
     return {name: np.asarray(a) for name, a in inputs.items()}, info
+
+
+def status(
+    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """What the worker holds: whether torch is loaded and which networks are warm."""
+    import sys
+
+    bundle = sys.modules.get("ctseg_gui.inference.bundle")
+    networks = getattr(bundle, "_NETWORKS", {}) if bundle is not None else {}
+    warm = [
+        {"bundle": key[0], "variant": key[1], "device": key[-1], "object_id": id(network)}
+        for key, network in networks.items()
+    ]
+    return {}, {"torch_loaded": "torch" in sys.modules, "networks": warm}
 
 
 def warm_up(

@@ -12,6 +12,7 @@ App to worker:
 Worker to app:
     ``("ready", pid)`` once, after connecting.
     ``("started", job_id)``, ``("progress", job_id, stage, fraction)``,
+    ``("warning", job_id, message)`` (the job goes on),
     ``("result", job_id, outputs, info)`` (``outputs`` maps names to ``.npy`` paths),
     ``("error", job_id, message)``, ``("cancelled", job_id)``.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-EventKind = Literal["started", "progress", "result", "error", "cancelled"]
+EventKind = Literal["started", "progress", "warning", "result", "error", "cancelled"]
 
 #: Environment variable through which the worker receives the connection's key (a command line
 #: is visible to every user of the machine; the environment is not).
@@ -37,7 +38,8 @@ class JobEvent:
     job_id
         The job's number (unique within one client).
     kind
-        ``started``, ``progress``, ``result``, ``error`` or ``cancelled``; the last three are final.
+        ``started``, ``progress``, ``warning``, ``result``, ``error`` or ``cancelled``; the last
+        three are final.
     stage
         Progress: what the job is doing, in words.
     fraction
@@ -46,7 +48,7 @@ class JobEvent:
         Result: a :class:`JobResult` (or what the job's ``finish`` hook made of it, e.g. a
         :class:`~ctseg_gui.core.labels.LabelMap` for segmentation).
     message
-        Error: one line for the user.
+        Error or warning: one line for the user.
     """
 
     job_id: int

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ JOBS: dict[str, str] = {
     "segment": "ctseg_gui.worker.jobs:segment",
     "echo": "ctseg_gui.worker.jobs:echo",
     "warm_up": "ctseg_gui.worker.jobs:warm_up",
+    "status": "ctseg_gui.worker.jobs:status",
 }
 
 
@@ -95,6 +97,7 @@ class _Worker:
     def run_job(
         self, job_id: int, kind: str, params: dict, inputs: dict[str, str], folder: Path
     ) -> None:
+        from ctseg_gui.core.errors import CtsegWarning
         from ctseg_gui.inference.errors import JobCancelled
         from ctseg_gui.worker._exchange import map_array, write_array
 
@@ -107,7 +110,14 @@ class _Worker:
         try:
             function = _job_function(kind)
             arrays = {name: map_array(path) for name, path in inputs.items()}
-            outputs, info = function(params, arrays, progress, self.cancel_flag.is_set)
+            with warnings.catch_warnings(record=True) as caught:
+                # Our warnings (e.g. "GPU out of memory, running on the CPU") reach the user;
+                # library noise stays in the worker.
+                warnings.simplefilter("always", CtsegWarning)
+                outputs, info = function(params, arrays, progress, self.cancel_flag.is_set)
+                for item in caught:
+                    if issubclass(item.category, CtsegWarning):
+                        self.send("warning", job_id, str(item.message))
             del arrays
             if self.cancel_flag.is_set():
                 raise JobCancelled()
