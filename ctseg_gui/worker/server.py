@@ -97,7 +97,7 @@ class _Worker:
     def run_job(
         self, job_id: int, kind: str, params: dict, inputs: dict[str, str], folder: Path
     ) -> None:
-        from ctseg_gui.core.errors import CtsegWarning
+        from ctseg_gui.core.errors import CtsegError, CtsegWarning
         from ctseg_gui.inference.errors import JobCancelled
         from ctseg_gui.worker._exchange import map_array, write_array
 
@@ -128,7 +128,8 @@ class _Worker:
             self.send("cancelled", job_id)
             return
         except Exception as error:  # noqa: BLE001 - every failure becomes a message for the user
-            traceback.print_exc(file=sys.stderr)
+            if not isinstance(error, CtsegError):  # a bug, not bad input: keep the traceback
+                traceback.print_exc(file=sys.stderr)
             self.send("error", job_id, error_message(error))
             return
         self.jobs_done += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -112,27 +114,31 @@ def test_errors_are_reported(qtbot, panel, small):
     assert panel.stage_label.text().startswith("Failed:") and panel.run_button.isEnabled()
 
 
-def test_variant_toggle_follows_the_model(qtbot, monkeypatch):
-    from ctseg_gui.qt import models_panel
+def test_installed_catalog_model_is_listed_with_its_variants(qtbot, tmp_path, monkeypatch):
+    from ctseg_gui.inference import manager
+    from ctseg_gui.qt.models_panel import QtModelPanel
 
-    choices = [
-        models_panel.ModelChoice("ct-tissues", "CT tissues"),
-        models_panel.ModelChoice(
-            "wholeBody_ct_segmentation", "Whole body", ["highres", "lowres"], "lowres"
-        ),
-    ]
-    monkeypatch.setattr(models_panel, "available_models", lambda: choices)
-    widget = models_panel.QtModelPanel(show_dialogs=False)
+    monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))
+    bundle = tmp_path / "wholeBody_ct_segmentation"
+    (bundle / "configs").mkdir(parents=True)
+    (bundle / "models").mkdir()
+    config = {"displayable_configs": {"highres": False}, "network_def": {}}
+    (bundle / "configs" / "inference.json").write_text(json.dumps(config))
+    for name in ("model.pt", "model_lowres.pt"):
+        (bundle / "models" / name).write_bytes(b"listed, never run here")
+    manager.install(bundle, "wholeBody_ct_segmentation")
+
+    widget = QtModelPanel(show_dialogs=False)
     qtbot.addWidget(widget)
     widget.show()
-    assert widget.variant_box.isHidden()
+    ids = [widget.model_box.itemData(i) for i in range(widget.model_box.count())]
+    assert ids == ["ct-tissues", "wholeBody_ct_segmentation"]
+    assert widget.variant_box.isHidden()  # the built-in comes first and has no variants
     widget.select_model("wholeBody_ct_segmentation")
     assert not widget.variant_box.isHidden()
-    assert [widget.variant_box.itemText(i) for i in range(widget.variant_box.count())] == [
-        "highres",
-        "lowres",
-    ]
-    assert widget.variant_box.currentData() == "lowres"
+    variants = [widget.variant_box.itemData(i) for i in range(widget.variant_box.count())]
+    assert variants == ["highres", "lowres"]
+    assert widget.variant_box.currentData() == "lowres"  # the manifest's default
     widget.select_model("ct-tissues")
     assert widget.variant_box.isHidden()
     widget.bridge.close()
