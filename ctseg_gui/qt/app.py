@@ -33,14 +33,14 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ctseg-gui")
-    from ctseg_gui.qt.theme import apply_dark_theme
-
-    apply_dark_theme(app)
     from ctseg_gui.qt.loader import QtLoader
 
     loader = QtLoader()
     if args.path:
         loader.open_image(args.path)  # reading overlaps with building the window
+    from ctseg_gui.qt.theme import apply_dark_theme
+
+    apply_dark_theme(app)
     from ctseg_gui.qt.main_window import QtMainWindow
 
     window = QtMainWindow(loader, interactive=not args.screenshot)

@@ -108,8 +108,10 @@ class QtSliceView(QVTKRenderWindowInteractor):
         self._render_timer.start()
 
     def render_now(self) -> None:
-        """Redraw now."""
+        """Redraw now (not while hidden: a closing window's GL surface may already be gone)."""
         self._render_timer.stop()
+        if not self.isVisible():
+            return
         self._sync_camera()
         self.GetRenderWindow().Render()
         self.render_count += 1

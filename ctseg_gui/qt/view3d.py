@@ -49,14 +49,16 @@ class QtView3D(QVTKRenderWindowInteractor):
     def rebuild(self) -> None:
         """Rebuild the surfaces now (no-op when nothing changed)."""
         self._rebuild_timer.stop()
-        if not self._dirty:
-            return
+        if not self._dirty or not self.isVisible():
+            return  # a hidden view rebuilds when it is shown again
         self._dirty = False
         self.scene.set_labels(self.document.labels)
         self.render_now()
 
     def render_now(self) -> None:
-        """Redraw now."""
+        """Redraw now (not while hidden: a closing window's GL surface may already be gone)."""
+        if not self.isVisible():
+            return
         self.scene.renderer.ResetCameraClippingRange()
         self.GetRenderWindow().Render()
 
@@ -79,6 +81,11 @@ class QtView3D(QVTKRenderWindowInteractor):
     def _on_document_labels_replaced(self, labels) -> None:
         self.document.editor.changed.connect(self.schedule_rebuild)
         self.schedule_rebuild()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._dirty:
+            self._rebuild_timer.start()
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
         self.maximise_requested.emit(self.view)

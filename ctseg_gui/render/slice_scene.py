@@ -74,6 +74,10 @@ class SliceScene:
         self.view = view
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0.0, 0.0, 0.0)
+        # Everything here is drawn back to front on one plane, so plain alpha blending is exact;
+        # order-independent transparency would add full-screen passes (costly in software GL).
+        self.renderer.UseOITOff()
+        self.renderer.UseDepthPeelingOff()
         camera = self.renderer.GetActiveCamera()
         camera.ParallelProjectionOn()
         camera.SetPosition(0, 0, 1000)
@@ -255,7 +259,6 @@ class SliceScene:
         prop = actor.GetProperty()
         prop.SetColor(*colour)
         prop.SetLineWidth(width)
-        prop.SetOpacity(0.85)
         prop.LightingOff()
         self.renderer.AddActor(actor)
         actor._z = z  # type: ignore[attr-defined]

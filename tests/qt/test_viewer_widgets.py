@@ -233,7 +233,7 @@ def test_folder_with_two_series_offers_a_choice(qtbot, viewer, dicom_copy):
 
     for path in sorted(dicom_copy.iterdir())[:8]:
         header = pydicom.dcmread(path)
-        header.SeriesInstanceUID = f"{header.SeriesInstanceUID}.2"
+        header.SeriesInstanceUID = pydicom.uid.generate_uid()
         header.SeriesNumber = 99
         header.save_as(path)
     found = []
