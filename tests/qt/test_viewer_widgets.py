@@ -231,9 +231,10 @@ def test_stale_load_is_dropped_and_errors_name_the_file(
 def test_folder_with_two_series_offers_a_choice(qtbot, viewer, dicom_copy):
     import pydicom
 
+    second = pydicom.uid.generate_uid()
     for path in sorted(dicom_copy.iterdir())[:8]:
         header = pydicom.dcmread(path)
-        header.SeriesInstanceUID = pydicom.uid.generate_uid()
+        header.SeriesInstanceUID = second
         header.SeriesNumber = 99
         header.save_as(path)
     found = []
