@@ -125,6 +125,23 @@ def test_cancel_a_queued_job_never_runs_it(client, big_ct, ct):
     assert _run(first).state == "finished"
 
 
+def test_image_is_sent_once_per_worker(client, ct, monkeypatch):
+    from ctseg_gui.worker import client as client_module
+
+    written: list[str] = []
+    real_write = client_module.write_array
+    monkeypatch.setattr(
+        client_module,
+        "write_array",
+        lambda path, a: written.append(path.name) or real_write(path, a),
+    )
+    first = _run(client.submit_segment(ct))
+    second = _run(client.submit_segment(ct))
+    assert first.state == second.state == "finished"
+    np.testing.assert_array_equal(first.result.array, second.result.array)
+    assert written.count("in-image.npy") <= 1  # none at all when an earlier test sent it
+
+
 def test_errors_come_back_as_messages(client, small_ct):
     pid = client.pid
     volume = read_image(small_ct)
@@ -169,7 +186,8 @@ def test_killed_worker_is_reported_and_restarted(big_ct, ct):
         assert "untouched" in job.error
         assert big_ct.array.shape == (224, 202, 244)  # the app's image is still there
 
-        nxt = _run(compute.submit_segment(ct))
+        # The same image again: the new worker does not hold it, so the client sends it anew.
+        nxt = _run(compute.submit_segment(big_ct))
         assert nxt.state == "finished", nxt.error
         assert nxt.info["worker_pid"] != pid and compute.restarts == 1
         assert restarted.wait(WAIT) and any("SIGKILL" in s for s in statuses)

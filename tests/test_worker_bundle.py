@@ -115,3 +115,61 @@ def test_cancel_stops_at_the_next_window_batch(client, tiny_bundle, small_ct):
     assert client.pid == pid and len(_warm_networks(client)) == 1
     again = client.submit_segment(volume, None, bundle=tiny_bundle, device="cpu")
     assert again.wait(WAIT) and again.state == "finished", again.error
+
+
+def _deepgrow_bundle(root):
+    import torch
+
+    from ctseg_gui.interactive.deep import build_test_deepgrow_network
+
+    network = build_test_deepgrow_network(spatial_dims=3, seed=0)
+    (root / "configs").mkdir(parents=True)
+    (root / "models").mkdir()
+    torch.save(network.state_dict(), root / "models" / "model.pt")
+    config = {
+        "deepgrow_spatial_dims": 3,
+        "spatial_size": [24, 48, 48],
+        "network_def": {
+            "_target_": "BasicUNet",
+            "spatial_dims": 3,
+            "in_channels": 3,
+            "out_channels": 1,
+            "features": [8, 8, 16, 32, 64, 8],
+        },
+    }
+    (root / "configs" / "inference.json").write_text(json.dumps(config))
+    return root
+
+
+def test_clicks_run_in_the_worker_with_the_image_sent_once(client, small_ct, tmp_path, monkeypatch):
+    from ctseg_gui.interactive.clicks import Click
+    from ctseg_gui.interactive.deep import refine_with_model
+    from ctseg_gui.worker import client as client_module
+
+    bundle = _deepgrow_bundle(tmp_path / "deepgrow")
+    volume = read_image(small_ct)
+    written: list[str] = []
+    real_write = client_module.write_array
+    monkeypatch.setattr(
+        client_module,
+        "write_array",
+        lambda path, a: written.append(path.name) or real_write(path, a),
+    )
+    mask = np.zeros(volume.array.shape, bool)
+    results, refiners = [], []
+    for clicks in ([Click((60, 50, 15), True)], [Click((60, 50, 15)), Click((70, 55, 15), False)]):
+        job = client.submit_clicks(volume, mask, clicks, bundle, device="cpu")
+        assert job.wait(WAIT) and job.state == "finished", job.error
+        region, values = job.result
+        expected = refine_with_model(volume, mask, clicks, str(bundle), device="cpu")
+        assert region == expected[0] and np.array_equal(values, expected[1])
+        results.append(values)
+        status = client.submit("status")
+        assert status.wait(WAIT)
+        refiners.append(status.result.info["click_models"])
+    assert results[0].any()
+    assert len(refiners[0]) == 1 and refiners[1] == refiners[0], "one warm click model, reused"
+    # The image went to the worker once; each click sent only the mask.
+    assert written == ["in-image.npy", "in-mask.npy", "in-mask.npy"]
+    warm = _warm_networks(client)
+    assert len(warm) == 1  # the segmentation network is still warm beside the click model

@@ -22,6 +22,8 @@ import subprocess
 import threading
 import time
 import traceback
+import uuid
+import weakref
 from collections.abc import Callable
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
@@ -52,7 +54,8 @@ class JobHandle:
         client: ComputeClient,
         job_id: int,
         kind: str,
-        message: tuple,
+        params: dict[str, Any],
+        inputs: dict[str, np.ndarray],
         folder: Path,
         on_event: EventCallback | None,
         finish: Callable[[JobResult], Any] | None,
@@ -67,7 +70,8 @@ class JobHandle:
         self.events: list[JobEvent] = []
         self.cancel_requested = False
         self._client = client
-        self._message = message
+        self._params = params
+        self._inputs = inputs  # written to the exchange folder when the job goes to the worker
         self._folder = folder
         self._on_event = on_event
         self._finish = finish
@@ -131,6 +135,10 @@ class ComputeClient:
         self._exchange = ExchangeFolder()
         self._supervisor: threading.Thread | None = None
         self._finished_jobs = 0
+        # The worker keeps the last image it was sent (see server): key of that image, so the
+        # next job on the same image (a click, another model) does not send it again.
+        self._worker_image_key: str | None = None
+        self._image_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         #: How many times the worker was restarted after dying.
         self.restarts = 0
         if autostart:
@@ -182,13 +190,11 @@ class ComputeClient:
             Turns the :class:`JobResult` into what the ``result`` event carries (run on the
             client's thread; an exception there becomes an ``error`` event).
         """
-        inputs = inputs or {}
+        inputs = dict(inputs or {})
         job_id = next(self._ids)
         nbytes = sum(int(np.asarray(a).nbytes) for a in inputs.values())
         folder = self._exchange.job_folder(job_id, 2 * nbytes)
-        paths = {n: str(write_array(folder / f"in-{n}.npy", a)) for n, a in inputs.items()}
-        message = ("job", job_id, kind, dict(params or {}), paths, str(folder))
-        job = JobHandle(self, job_id, kind, message, folder, on_event, finish)
+        job = JobHandle(self, job_id, kind, dict(params or {}), inputs, folder, on_event, finish)
         with self._lock:
             if self._closed:
                 remove_folder(folder)
@@ -218,6 +224,7 @@ class ComputeClient:
 
         params = {
             "image": volume_params(volume),
+            "image_key": self.image_key(volume),
             "model_id": model_id,
             "bundle": None if bundle is None else str(bundle),
             "variant": variant,
@@ -231,6 +238,47 @@ class ComputeClient:
         return self.submit(
             "segment", params, {"image": volume.array}, on_event=on_event, finish=finish
         )
+
+    def image_key(self, volume) -> str:
+        """A key naming ``volume`` for the worker's image cache (stable while it lives)."""
+        with self._lock:
+            key = self._image_keys.get(volume)
+            if key is None:
+                key = self._image_keys[volume] = uuid.uuid4().hex
+            return key
+
+    def submit_clicks(
+        self,
+        volume,
+        mask: np.ndarray,
+        clicks: list,
+        bundle: str | Path,
+        *,
+        device: str = "auto",
+        on_event: EventCallback | None = None,
+    ) -> JobHandle:
+        """One click refinement with a Deepgrow / DeepEdit bundle, in the worker.
+
+        The image is sent once and kept in the worker (so its network stays warm for it); each
+        click sends only the structure's current ``mask``. The ``result`` event carries
+        ``(region, values)``: the box of the image that changed and the new mask inside it.
+        """
+        from ctseg_gui.worker.jobs import volume_params
+
+        params = {
+            "image": volume_params(volume),
+            "image_key": self.image_key(volume),
+            "clicks": [(tuple(int(v) for v in c.index), bool(c.positive)) for c in clicks],
+            "bundle": str(bundle),
+            "device": device,
+        }
+
+        def finish(result: JobResult):
+            region = tuple(slice(start, stop) for start, stop in result.info["region"])
+            return region, result.arrays["values"]
+
+        inputs = {"image": volume.array, "mask": np.asarray(mask, dtype=bool)}
+        return self.submit("clicks", params, inputs, on_event=on_event, finish=finish)
 
     def cancel(self, job: JobHandle) -> None:
         """Cancel ``job`` (see :meth:`JobHandle.cancel`)."""
@@ -396,6 +444,7 @@ class ComputeClient:
             if self._conn is not None:
                 self._conn.close()
             self._conn, self._proc, self._pid = None, None, None
+            self._worker_image_key = None
             self._ready.clear()
             if self._closed:
                 return
@@ -450,9 +499,28 @@ class ComputeClient:
             return
         job = self._queue.popleft()
         self._running = job
-        if not self._send(job._message):
+        try:
+            message, sends_image = self._job_message(job)
+        except Exception as error:  # noqa: BLE001 - e.g. the exchange folder is full
+            self._running = None
+            text = f"could not hand the data to the compute worker: {error}"
+            self._end(job, JobEvent(job.id, "error", message=text), "failed")
+            return
+        if not self._send(message):
             self._running = None
             self._queue.appendleft(job)  # the worker is gone; the restart will send it
+        elif sends_image:
+            self._worker_image_key = job._params["image_key"]
+
+    def _job_message(self, job: JobHandle) -> tuple[tuple, bool]:
+        """The ``job`` message; the image is left out when the worker already holds it."""
+        inputs = dict(job._inputs)
+        key = job._params.get("image_key")
+        if key is not None and key == self._worker_image_key:
+            inputs.pop("image", None)
+        paths = {n: str(write_array(job._folder / f"in-{n}.npy", a)) for n, a in inputs.items()}
+        message = ("job", job.id, job.kind, job._params, paths, str(job._folder))
+        return message, key is not None and "image" in paths
 
     def _send(self, message: tuple) -> bool:
         try:
@@ -463,6 +531,7 @@ class ComputeClient:
 
     def _end(self, job: JobHandle, event: JobEvent, state: str) -> None:
         job.state = state
+        job._inputs = {}
         if event.kind == "error":
             job.error = event.message
         self._emit(job, event)
@@ -498,5 +567,4 @@ class ComputeClient:
     def _warm_up_job(self) -> JobHandle:
         job_id = next(self._ids)
         folder = self._exchange.job_folder(job_id, 0)
-        message = ("job", job_id, "warm_up", {}, {}, str(folder))
-        return JobHandle(self, job_id, "warm_up", message, folder, None, None)
+        return JobHandle(self, job_id, "warm_up", {}, {}, folder, None, None)

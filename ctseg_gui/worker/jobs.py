@@ -9,6 +9,7 @@ process only, so they may import torch.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -20,25 +21,42 @@ Progress = Callable[[str, float], None]
 Cancelled = Callable[[], bool]
 
 
+# The worker-side Volume of the image the server holds, so that jobs on the same image (clicks)
+# see the same object and the models' per-image caches stay warm: (key, Volume).
+_VOLUME: list[tuple[str, Volume]] = []
+
+
 def volume_params(volume: Volume) -> dict[str, Any]:
     """The geometry of ``volume`` as job parameters (its voxels travel separately)."""
+    metadata = {}
+    for name, value in volume.metadata.items():
+        try:
+            pickle.dumps(value)
+        except Exception:  # noqa: BLE001 - facts the worker cannot receive are left out
+            continue
+        metadata[name] = value
     return {
         "spacing": tuple(volume.spacing),
         "origin": tuple(volume.origin),
         "direction": np.asarray(volume.direction).tolist(),
-        "metadata": dict(volume.metadata),
+        "metadata": metadata,
     }
 
 
-def volume_from(params: dict[str, Any], array: np.ndarray) -> Volume:
-    """Rebuild the app's volume in the worker around the mapped voxels."""
-    return Volume(
+def volume_from(params: dict[str, Any], array: np.ndarray, key: str | None = None) -> Volume:
+    """Rebuild the app's volume in the worker around its voxels (the same object per ``key``)."""
+    if key is not None and _VOLUME and _VOLUME[0][0] == key and _VOLUME[0][1].array is array:
+        return _VOLUME[0][1]
+    volume = Volume(
         array,
         params["spacing"],
         params["origin"],
         np.asarray(params["direction"], dtype=float),
         dict(params.get("metadata", {})),
     )
+    if key is not None:
+        _VOLUME[:] = [(key, volume)]
+    return volume
 
 
 def segment(
@@ -53,7 +71,7 @@ def segment(
     from ctseg_gui.inference import resolve_model
     from ctseg_gui.inference.engine import segment_volume
 
-    volume = volume_from(params["image"], inputs["image"])
+    volume = volume_from(params["image"], inputs["image"], params.get("image_key"))
     require_ct(volume)
     progress("loading the model", 0.0)
     ref = resolve_model(params.get("model_id"), params.get("bundle"), params.get("variant"))
@@ -66,6 +84,34 @@ def segment(
     )
     info = {"table": labels.table.to_json(), "model": ref.name}
     return {"labels": labels.array}, info
+
+
+def clicks(
+    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """One click refinement with a Deepgrow / DeepEdit bundle (the network stays warm).
+
+    ``params``: image geometry and key, ``clicks`` as ``[((i, j, k), positive), ...]``,
+    ``bundle``, ``device``; inputs ``image`` and ``mask``. Outputs ``values`` (the new mask inside
+    ``info["region"]``, a list of ``(start, stop)`` per array axis).
+    """
+    from ctseg_gui.interactive.clicks import Click
+    from ctseg_gui.interactive.deep import refine_with_model
+
+    volume = volume_from(params["image"], inputs["image"], params.get("image_key"))
+    progress("refining", 0.0)
+    click_list = [Click(tuple(index), bool(positive)) for index, positive in params["clicks"]]
+    device = params.get("device") or "auto"
+    if device == "auto":
+        from ctseg_gui.inference.engine import resolve_device
+
+        device = str(resolve_device("auto"))
+    region, values = refine_with_model(
+        volume, np.asarray(inputs["mask"], dtype=bool), click_list, params["bundle"], device
+    )
+    shape = volume.array.shape
+    info = {"region": [r.indices(n)[:2] for r, n in zip(region, shape, strict=True)]}
+    return {"values": np.asarray(values, dtype=bool)}, info
 
 
 def echo(
@@ -92,7 +138,10 @@ def status(
         {"bundle": key[0], "variant": key[1], "device": key[-1], "object_id": id(network)}
         for key, network in networks.items()
     ]
-    return {}, {"torch_loaded": "torch" in sys.modules, "networks": warm}
+    deep = sys.modules.get("ctseg_gui.interactive.deep")
+    refiners = getattr(deep, "_WARM", {}) if deep is not None else {}
+    clicks = [{"bundle": key[0], "object_id": id(r)} for key, r in refiners.items()]
+    return {}, {"torch_loaded": "torch" in sys.modules, "networks": warm, "click_models": clicks}
 
 
 def warm_up(

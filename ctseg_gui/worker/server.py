@@ -30,6 +30,7 @@ from ctseg_gui.worker.protocol import AUTHKEY_ENV
 #: (outputs, info)`` with ``inputs`` / ``outputs`` mapping names to numpy arrays.
 JOBS: dict[str, str] = {
     "segment": "ctseg_gui.worker.jobs:segment",
+    "clicks": "ctseg_gui.worker.jobs:clicks",
     "echo": "ctseg_gui.worker.jobs:echo",
     "warm_up": "ctseg_gui.worker.jobs:warm_up",
     "status": "ctseg_gui.worker.jobs:status",
@@ -46,6 +47,9 @@ class _Worker:
         self.state_lock = threading.Lock()
         self.cancel_requested: set[int] = set()
         self.jobs_done = 0
+        # The last image a job brought, kept so the next job on it (a click, another model)
+        # need not send it again: (key, array).
+        self.image: tuple[str, Any] | None = None
 
     def send(self, *message: Any) -> None:
         with self.send_lock:
@@ -79,6 +83,7 @@ class _Worker:
             if message is None:
                 return
             _, job_id, kind, params, inputs, folder = message
+            self.keep_image(params.get("image_key"), inputs)
             with self.state_lock:
                 if job_id in self.cancel_requested:
                     self.send("cancelled", job_id)
@@ -93,6 +98,17 @@ class _Worker:
                 with self.state_lock:
                     self.running_id = None
                     self.cancel_requested.discard(job_id)
+
+    def keep_image(self, key: str | None, inputs: dict[str, str]) -> None:
+        """Hold a private copy of a job's image (the exchange file goes when the job ends)."""
+        if key is None or "image" not in inputs:
+            return
+        from ctseg_gui.worker._exchange import read_array
+
+        self.image = None  # release the previous image before reading the next
+        array = read_array(inputs["image"])
+        array.flags.writeable = False  # shared by later jobs: no job may change it
+        self.image = (key, array)
 
     def run_job(
         self, job_id: int, kind: str, params: dict, inputs: dict[str, str], folder: Path
@@ -109,7 +125,13 @@ class _Worker:
 
         try:
             function = _job_function(kind)
-            arrays = {name: map_array(path) for name, path in inputs.items()}
+            arrays = {name: map_array(path) for name, path in inputs.items() if name != "image"}
+            if params.get("image_key") is not None:
+                if self.image is None or self.image[0] != params["image_key"]:
+                    raise CtsegError("the compute worker no longer holds the image; run again")
+                arrays["image"] = self.image[1]
+            elif "image" in inputs:
+                arrays["image"] = map_array(inputs["image"])
             with warnings.catch_warnings(record=True) as caught:
                 # Our warnings (e.g. "GPU out of memory, running on the CPU") reach the user;
                 # library noise stays in the worker.
