@@ -206,3 +206,12 @@ def test_close_stops_the_worker_and_removes_exchange_files(ct):
     assert not any(r.exists() for r in roots)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_close_during_a_job_ends_it_as_cancelled(big_ct):
+    compute = ComputeClient()
+    started = threading.Event()
+    job = compute.submit_segment(big_ct, on_event=lambda e: e.kind == "progress" and started.set())
+    assert started.wait(WAIT)
+    compute.close()
+    assert job.wait(WAIT) and job.state == "cancelled"

@@ -446,9 +446,13 @@ class ComputeClient:
             self._conn, self._proc, self._pid = None, None, None
             self._worker_image_key = None
             self._ready.clear()
-            if self._closed:
-                return
-            self.restarts += 1
+            closed = self._closed
+            if not closed:
+                self.restarts += 1
+        if closed:
+            if running is not None:  # the client was closed while the job ran
+                self._end(running, JobEvent(running.id, "cancelled"), "cancelled")
+            return
         message = (
             f"the compute worker stopped unexpectedly ({describe_exit(code)}); restarting it. "
             "Your image and labels are untouched."
