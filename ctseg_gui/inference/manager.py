@@ -197,15 +197,16 @@ def install(
         bundle = staging / "bundle"
         if source.is_dir():
             shutil.copytree(_bundle_root_in(source), bundle)
+        elif (
+            manifest is not None and manifest.kind == "recipe" and source.suffix in (".pt", ".pth")
+        ):
+            # checked before the zip test: torch.save writes zip files too
+            _write_recipe_bundle(manifest, source, bundle)
         elif zipfile.is_zipfile(source):
             extracted = staging / "extracted"
             with zipfile.ZipFile(source) as archive:
                 _safe_extract(archive, extracted, source)
             shutil.move(str(_bundle_root_in(extracted)), bundle)
-        elif (
-            manifest is not None and manifest.kind == "recipe" and source.suffix in (".pt", ".pth")
-        ):
-            _write_recipe_bundle(manifest, source, bundle)
         else:
             raise BundleError("not a bundle folder, bundle .zip or weights file", source)
         problems = _check_bundle(bundle, model_id)

@@ -172,7 +172,11 @@ def run_steps(array, affine: np.ndarray, steps: list[Step], device) -> Prepared:
         nonlocal data, data_affine
         if target_shape != tuple(data.shape[1:]) or not np.allclose(target_affine, data_affine):
             transform = np.linalg.solve(data_affine, target_affine)
-            data = resample(data, transform, target_shape, mode)
+            # MONAI's Spacing interpolates in float64; so do we, or voxels that come out exactly
+            # 0 in one and 1e-7 in the other fall on different sides of NormalizeIntensity's
+            # nonzero mask.
+            wide = data.to(torch.float64) if data.device.type == "cpu" else data
+            data = resample(wide, transform, target_shape, mode).to(torch.float32)
             data_affine = target_affine
 
     for step in steps:
