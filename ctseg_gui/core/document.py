@@ -6,6 +6,7 @@ its signals instead of holding their own copies, so a new image or label map rea
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,16 @@ class Document:
             return
         self.labels.table.ensure([value])
         self.labels.table.update(value, **changes)
+        self.table_changed.emit()
+
+    def apply_table(self, table) -> None:
+        """Take names, colours and groups from ``table`` for the values it lists."""
+        if self.labels is None:
+            return
+        for entry in table:
+            old = self.labels.table.entries.get(entry.value)
+            visible = old.visible if old is not None else entry.visible
+            self.labels.table.entries[entry.value] = replace(entry, visible=visible)
         self.table_changed.emit()
 
     def set_all_visible(self, visible: bool, values=None) -> None:

@@ -27,8 +27,9 @@ from PySide6.QtWidgets import (
 from ctseg_gui.core.document import Document
 from ctseg_gui.core.viewer_state import ViewerState
 
-COLUMNS = ("", "", "Value", "Name", "Volume (mL)")
+COLUMNS = ("", "", "#", "Name", "mL")
 VISIBLE, COLOUR, VALUE, NAME, VOLUME = range(5)
+SORT_ROLE = Qt.ItemDataRole.UserRole  # numbers sort as numbers, not as text
 
 
 class LabelTableModel(QAbstractTableModel):
@@ -63,6 +64,9 @@ class LabelTableModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return ("Visible", "Colour (double-click to change)", "Label value", "Structure",
+                    "Volume in millilitres")[section]  # fmt: skip
         return None
 
     def flags(self, index):
@@ -88,7 +92,11 @@ class LabelTableModel(QAbstractTableModel):
             if column == NAME:
                 return entry.name
             if column == VOLUME:
-                return round(self._volumes.get(entry.value, 0.0), 1)
+                ml = self._volumes.get(entry.value, 0.0)
+                return f"{ml:.1f}" if ml >= 1 or ml == 0 else f"{ml:.2f}"
+        if role == SORT_ROLE:
+            return (entry.visible, None, entry.value, entry.name.lower(),
+                    self._volumes.get(entry.value, 0.0))[column]  # fmt: skip
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (VALUE, VOLUME):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -117,7 +125,7 @@ class QtLabelPanel(QWidget):
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.proxy.setFilterKeyColumn(-1)
-        self.proxy.setSortRole(Qt.ItemDataRole.DisplayRole)
+        self.proxy.setSortRole(SORT_ROLE)
 
         self.filter_box = QLineEdit(placeholderText="Filter structures…", clearButtonEnabled=True)
         self.filter_box.textChanged.connect(self.proxy.setFilterFixedString)
@@ -128,6 +136,8 @@ class QtLabelPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().setDefaultSectionSize(22)
         header = self.table.horizontalHeader()
         for column, mode in (
@@ -153,6 +163,7 @@ class QtLabelPanel(QWidget):
         self.outline = QCheckBox("Outline", checked=state.outline)
         self.outline.toggled.connect(lambda on: setattr(state, "outline", on))
         self.summary = QLabel()
+        self.setMinimumWidth(330)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.show_all)

@@ -367,10 +367,15 @@ def _describe(document: Document) -> str:
     if meta.get("format") == "DICOM":
         lines = [
             str(meta.get("patient_name") or "").replace("^", " "),
-            " ".join(str(meta.get(k) or "") for k in ("patient_id", "study_date")).strip(),
+            " ".join([str(meta.get("patient_id") or ""), _date(meta.get("study_date"))]).strip(),
             str(meta.get("study_description") or ""),
             f"Se {meta.get('series_number') or '-'}: {meta.get('series_description') or ''}",
         ]
         return "\n".join(line for line in lines if line.strip())
     source = str(meta.get("source") or (document.path or ""))
     return source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _date(value) -> str:
+    text = str(value or "")
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text

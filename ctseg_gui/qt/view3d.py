@@ -8,6 +8,8 @@ from PySide6.QtCore import QTimer, Signal
 vtkmodules.qt.PyQtImpl = "PySide6"
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor  # noqa: E402
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera  # noqa: E402
+from vtkmodules.vtkInteractionWidgets import vtkOrientationMarkerWidget  # noqa: E402
+from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor  # noqa: E402
 
 from ctseg_gui.core.document import Document  # noqa: E402
 from ctseg_gui.render.scene3d import Scene3D  # noqa: E402
@@ -31,6 +33,7 @@ class QtView3D(QVTKRenderWindowInteractor):
         self.scene = Scene3D()
         self.GetRenderWindow().AddRenderer(self.scene.renderer)
         self._Iren.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+        self._marker = _orientation_marker(self._Iren)
         self.volume_rendering = False
         self._dirty = False
         # Surfaces cost tens of milliseconds to seconds: rebuild once edits pause.
@@ -89,3 +92,24 @@ class QtView3D(QVTKRenderWindowInteractor):
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
         self.maximise_requested.emit(self.view)
+
+
+def _orientation_marker(interactor) -> vtkOrientationMarkerWidget:
+    """A small cube in the corner naming the patient's sides (LPS: +x left, +y posterior)."""
+    cube = vtkAnnotatedCubeActor()
+    for face, text in (("XPlus", "L"), ("XMinus", "R"), ("YPlus", "P"), ("YMinus", "A"),
+                       ("ZPlus", "S"), ("ZMinus", "I")):  # fmt: skip
+        getattr(cube, f"Set{face}FaceText")(text)
+    cube.SetFaceTextScale(0.6)
+    cube.GetCubeProperty().SetColor(0.25, 0.3, 0.38)
+    cube.GetTextEdgesProperty().SetColor(0.8, 0.8, 0.8)
+    for side in ("X", "Y", "Z"):
+        getattr(cube, f"Get{side}PlusFaceProperty")().SetColor(0.95, 0.75, 0.35)
+        getattr(cube, f"Get{side}MinusFaceProperty")().SetColor(0.95, 0.75, 0.35)
+    widget = vtkOrientationMarkerWidget()
+    widget.SetOrientationMarker(cube)
+    widget.SetInteractor(interactor)
+    widget.SetViewport(0.0, 0.0, 0.12, 0.17)
+    widget.SetEnabled(1)
+    widget.InteractiveOff()
+    return widget

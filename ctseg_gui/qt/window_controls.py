@@ -147,6 +147,9 @@ def build_menus(window) -> None:
     volume = QAction("CT volume rendering in 3D", window, checkable=True)
     volume.toggled.connect(window.view3d.set_volume_rendering)
     view.addAction(volume)
+    view.addAction(
+        _action(window, "Name labels as whole-body 104 structures", lambda: _wholebody(window))
+    )
     view.addAction(window.label_dock.toggleViewAction())
     if getattr(window, "model_dock", None) is not None:
         view.addAction(window.model_dock.toggleViewAction())
@@ -172,3 +175,11 @@ def _save_shot(window) -> None:
     path, _ = QFileDialog.getSaveFileName(window, "Save screenshot", "ctseg.png", "PNG (*.png)")
     if path:
         grab_window(window).save(path)
+
+
+def _wholebody(window) -> None:
+    # For label files without a sidecar from TotalSegmentator v1 / MONAI's wholeBody bundle.
+    from ctseg_gui.core.label_tables import wholebody_table
+    from ctseg_gui.resources import resource_path
+
+    window.document.apply_table(wholebody_table(resource_path()))

@@ -9,7 +9,12 @@ the patient's front (anterior), so the patient's left is on screen right, as in 
 from __future__ import annotations
 
 import numpy as np
-from vtkmodules import vtkInteractionStyle, vtkRenderingOpenGL2, vtkRenderingVolumeOpenGL2  # noqa: F401
+from vtkmodules import (  # noqa: F401  (register the OpenGL and FreeType factories)
+    vtkInteractionStyle,
+    vtkRenderingFreeType,
+    vtkRenderingOpenGL2,
+    vtkRenderingVolumeOpenGL2,
+)
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPiecewiseFunction
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
@@ -20,6 +25,7 @@ from vtkmodules.vtkRenderingCore import (
     vtkColorTransferFunction,
     vtkPolyDataMapper,
     vtkRenderer,
+    vtkTextActor,
     vtkVolume,
     vtkVolumeProperty,
 )
@@ -74,6 +80,16 @@ class Scene3D:
         prop.SetSpecular(0.25)
         prop.SetSpecularPower(20)
         self.renderer.AddActor(self.surface_actor)
+        self.title = vtkTextActor()
+        self.title.SetInput("3D")
+        prop = self.title.GetTextProperty()
+        prop.SetFontSize(14)
+        prop.SetColor(0.85, 0.85, 0.8)
+        prop.SetShadow(True)
+        prop.SetVerticalJustificationToTop()
+        self.title.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        self.title.GetPositionCoordinate().SetValue(0.01, 0.985)
+        self.renderer.AddViewProp(self.title)
         self._volume_actor: vtkVolume | None = None
         self._image: Volume | None = None
         self.surface_cells = 0

@@ -124,3 +124,25 @@ def test_patient_left_on_screen_right(
             view.render_now()
             x, y = _centroid((vtk_view_image(view)[..., 0] > 128) & ~left)
             assert y < cy - 20 and abs(x - cx) < 4, "anterior must be at the top of the axial view"
+
+
+def test_3d_view_draws_label_surfaces(viewer, open_and_wait, abdomen_ct, reference_labels):
+    open_and_wait(viewer, abdomen_ct, reference_labels)
+    view = viewer.view3d
+    view.rebuild()
+    assert view.scene.surface_cells > 1000
+
+    def coloured_pixels() -> int:
+        view.render_now()
+        rgb = vtk_view_image(view).astype(int)
+        # Surfaces are saturated colours; the background is a dark blue-grey gradient.
+        return int(np.count_nonzero(rgb.max(-1) - rgb.min(-1) > 60))
+
+    shown = coloured_pixels()
+    assert shown > 0.05 * view.width() * view.height()
+    viewer.document.set_all_visible(False)
+    view.rebuild()
+    assert view.scene.surface_cells == 0 and coloured_pixels() < shown / 20
+    viewer.document.update_label(5, visible=True)  # liver alone
+    view.rebuild()
+    assert 0 < coloured_pixels() < shown
