@@ -215,3 +215,25 @@ def test_close_during_a_job_ends_it_as_cancelled(big_ct):
     assert started.wait(WAIT)
     compute.close()
     assert job.wait(WAIT) and job.state == "cancelled"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell stand-in for the frozen app")
+def test_frozen_app_starts_the_worker_through_its_own_entry(tmp_path, monkeypatch, ct):
+    # In the frozen app sys.executable is the app and cannot run `-m`; the worker must come up as
+    # `<app> worker --connect ...`. A shell script that runs app/ctseg_app.py stands in for it.
+    from pathlib import Path
+
+    entry = Path(__file__).resolve().parent.parent / "app" / "ctseg_app.py"
+    app = tmp_path / "ctseg-app"
+    app.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{entry}" "$@"\n')
+    app.chmod(0o755)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(app))
+    with ComputeClient() as compute:
+        assert compute.wait_ready(WAIT)
+        job = _run(compute.submit_segment(ct))
+        assert job.state == "finished", job.error
+        cmdline = Path(f"/proc/{compute.pid}/cmdline")
+        if cmdline.exists():
+            argv = cmdline.read_bytes().split(b"\0")
+            assert argv[1].endswith(b"ctseg_app.py") and argv[2:4] == [b"worker", b"--connect"]
