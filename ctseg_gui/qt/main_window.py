@@ -305,11 +305,13 @@ class QtMainWindow(QMainWindow):
         except ImportError:
             return None
         try:
-            panel = QtModelPanel()
+            panel = QtModelPanel(show_dialogs=self.interactive)
         except Exception as error:  # noqa: BLE001 - a broken panel must not stop the viewer
             self.errors.append(f"model panel unavailable: {error}")
             return None
         panel.result_ready.connect(self._on_model_panel_result_ready)
+        if hasattr(panel, "status_changed"):
+            panel.status_changed.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.model_dock = self._dock("Models", panel, "models")
         return panel
 

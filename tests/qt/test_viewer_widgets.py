@@ -268,3 +268,38 @@ def test_recent_files_and_corner_text(qtbot, viewer, open_and_wait, dicom_series
     corner = viewer.slice_views["axial"].scene.corners["top_right"].GetInput()
     meta = viewer.document.image.metadata
     assert meta["format"] == "DICOM" and str(meta["series_description"]) in corner
+
+
+def test_model_result_lands_as_undoable_labels(qtbot, viewer, open_and_wait, small_ct):
+    if viewer.model_panel is None:
+        pytest.skip("the model panel is not part of this build")
+    from ctseg_gui.core.labels import LabelMap, LabelTable
+
+    open_and_wait(viewer, small_ct)
+    image = viewer.document.image
+    result = np.zeros(image.array.shape, np.uint8)
+    result[image.array > 300] = 4  # bone-like voxels
+    table = LabelTable.from_names({4: "bone"})
+    viewer.model_panel.result_ready.emit(LabelMap(result, image, table))
+    assert np.array_equal(viewer.document.labels.array, result)
+    assert viewer.document.labels.table[4].name == "bone"
+    assert viewer.undo_action.isEnabled() and viewer.document.modified
+    names = [viewer.label_panel.model.data(viewer.label_panel.model.index(r, 3))
+             for r in range(viewer.label_panel.model.rowCount())]  # fmt: skip
+    assert names == ["bone"]
+    viewer.undo_action.trigger()
+    assert not viewer.document.labels.array.any() and viewer.redo_action.isEnabled()
+
+
+def test_volume_rendering_toggle(qtbot, viewer, open_and_wait, small_ct):
+    from ctseg_gui.qt.screenshot import vtk_view_image
+
+    open_and_wait(viewer, small_ct)
+    view = viewer.view3d
+    view.render_now()
+    before = vtk_view_image(view).astype(int)
+    view.set_volume_rendering(True)
+    after = vtk_view_image(view).astype(int)
+    assert np.abs(after - before).max(-1).mean() > 2  # the CT now shows in 3D
+    view.set_volume_rendering(False)
+    assert np.abs(vtk_view_image(view).astype(int) - before).max() <= 2
