@@ -15,17 +15,13 @@ of ``result``, ``error`` or ``cancelled``. A GUI must hop them to its own thread
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
-import os
 import subprocess
 import threading
-import time
 import traceback
 import uuid
 import weakref
 from collections.abc import Callable
-from multiprocessing.connection import Client, Listener
 from pathlib import Path
 from typing import Any
 
@@ -33,65 +29,13 @@ import numpy as np
 
 from ctseg_gui.core.errors import CtsegError
 from ctseg_gui.worker._exchange import ExchangeFolder, read_array, remove_folder, write_array
-from ctseg_gui.worker.protocol import AUTHKEY_ENV, JobEvent, JobResult, describe_exit
-
-EventCallback = Callable[[JobEvent], None]
+from ctseg_gui.worker._process import WorkerStartError, start_worker_process
+from ctseg_gui.worker.handle import EventCallback, JobHandle
+from ctseg_gui.worker.protocol import JobEvent, JobResult, describe_exit
 
 # A worker that dies this many times in a row without finishing a job is not restarted again
 # until the next submit: a broken installation must not spin.
 _MAX_CONSECUTIVE_FAILURES = 3
-
-
-class WorkerStartError(CtsegError):
-    """The compute worker process could not be started."""
-
-
-class JobHandle:
-    """A submitted job: its state, its outcome, and a way to cancel or wait for it."""
-
-    def __init__(
-        self,
-        client: ComputeClient,
-        job_id: int,
-        kind: str,
-        params: dict[str, Any],
-        inputs: dict[str, np.ndarray],
-        folder: Path,
-        on_event: EventCallback | None,
-        finish: Callable[[JobResult], Any] | None,
-    ) -> None:
-        self.id = job_id
-        self.kind = kind
-        #: ``queued``, ``running``, ``finished``, ``failed`` or ``cancelled``.
-        self.state = "queued"
-        self.result: Any = None
-        self.info: dict[str, Any] = {}
-        self.error: str | None = None
-        self.events: list[JobEvent] = []
-        self.cancel_requested = False
-        self._client = client
-        self._params = params
-        self._inputs = inputs  # written to the exchange folder when the job goes to the worker
-        self._folder = folder
-        self._on_event = on_event
-        self._finish = finish
-        self._done = threading.Event()
-
-    @property
-    def done(self) -> bool:
-        """Whether the job has ended (result, error or cancelled)."""
-        return self._done.is_set()
-
-    def cancel(self) -> None:
-        """Stop the job: dropped if still queued, otherwise stopped at its next poll point."""
-        self._client.cancel(self)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job has ended and its final callback has run; False on timeout."""
-        return self._done.wait(timeout)
-
-    def __repr__(self) -> str:
-        return f"<JobHandle {self.id} {self.kind} {self.state}>"
 
 
 class ComputeClient:
@@ -339,7 +283,7 @@ class ComputeClient:
                 failures = 0
                 continue
             try:
-                proc, conn, pid = self._launch()
+                proc, conn, pid = start_worker_process(self._start_timeout)
             except WorkerStartError as error:
                 failures += 1
                 self._status(str(error))
@@ -361,66 +305,6 @@ class ComputeClient:
             self._read(conn)
             failures = 0 if self._finished_jobs > finished_before else failures + 1
             self._after_exit(proc)
-
-    def _launch(self) -> tuple[subprocess.Popen, Any, int]:
-        from ctseg_gui.launch import self_command
-
-        authkey = os.urandom(32)
-        listener = Listener(authkey=authkey)
-        env = {**os.environ, AUTHKEY_ENV: authkey.hex()}
-        command = self_command("worker", "--connect", str(listener.address))
-        try:
-            proc = subprocess.Popen(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
-            )
-        except OSError as error:
-            listener.close()
-            raise WorkerStartError(f"could not start the compute worker: {error}") from error
-        try:
-            conn = self._accept(listener, authkey, proc)
-            if not conn.poll(self._start_timeout):
-                raise WorkerStartError("the compute worker did not answer")
-            kind, pid = conn.recv()
-        except (WorkerStartError, EOFError, OSError) as error:
-            if proc.poll() is None:
-                proc.kill()
-            code = proc.wait()
-            raise WorkerStartError(
-                f"the compute worker could not start ({describe_exit(code)}): {error}"
-            ) from error
-        finally:
-            listener.close()
-        return proc, conn, int(pid)
-
-    def _accept(self, listener: Listener, authkey: bytes, proc: subprocess.Popen):
-        """``listener.accept()`` that gives up when the child dies or takes too long."""
-        box: dict[str, Any] = {}
-
-        def accept() -> None:
-            try:
-                box["conn"] = listener.accept()
-            except Exception as error:  # noqa: BLE001 - reported below
-                box["error"] = error
-
-        thread = threading.Thread(target=accept, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + self._start_timeout
-        while thread.is_alive():
-            thread.join(0.05)
-            if thread.is_alive() and (proc.poll() is not None or time.monotonic() > deadline):
-                # accept() cannot be interrupted portably: satisfy it with a throwaway client.
-                with contextlib.suppress(Exception):
-                    Client(listener.address, authkey=authkey).close()
-                thread.join(5)
-                box.pop("conn", None)
-                reason = "exited" if proc.poll() is not None else "did not connect in time"
-                raise WorkerStartError(f"the worker {reason}")
-        if "conn" not in box:
-            raise WorkerStartError(f"the worker did not connect: {box.get('error')}")
-        return box["conn"]
 
     def _read(self, conn) -> None:
         while True:
