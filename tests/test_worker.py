@@ -237,3 +237,17 @@ def test_frozen_app_starts_the_worker_through_its_own_entry(tmp_path, monkeypatc
         if cmdline.exists():
             argv = cmdline.read_bytes().split(b"\0")
             assert argv[1].endswith(b"ctseg_app.py") and argv[2:4] == [b"worker", b"--connect"]
+
+
+def test_a_worker_that_cannot_start_fails_jobs_with_a_message(monkeypatch, ct):
+    import ctseg_gui.launch
+
+    broken = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    monkeypatch.setattr(ctseg_gui.launch, "self_command", lambda *args: broken)
+    statuses: list[str] = []
+    with ComputeClient(on_status=statuses.append, autostart=False) as compute:
+        job = _run(compute.submit_segment(ct))
+        assert job.state == "failed"
+        assert "could not start" in job.error and "exit code 3" in job.error
+        assert not compute.wait_ready(0.5)
+        assert any("could not start" in s for s in statuses)
