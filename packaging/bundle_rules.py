@@ -30,8 +30,11 @@ VTK_MODULES = [
     "vtkFiltersCore",
 ]
 
-# Qt modules the app uses; PySide6-Essentials ships more (QML, Quick, Designer, ...).
-QT_MODULES = ["QtCore", "QtGui", "QtWidgets", "QtOpenGL", "QtOpenGLWidgets", "QtSvg"]
+# Qt modules the app uses; PySide6-Essentials ships more (QML, Quick, Designer, ...). The Qt
+# OpenGL libraries themselves stay (libQt6OpenGL, libQt6OpenGLWidgets, for VTK's widget); only
+# PySide6's Python binding of QtOpenGL (8.5 MB of QOpenGLFunctions wrappers) is left out: no code
+# calls OpenGL through Qt, and PySide6.QtOpenGLWidgets imports without it.
+QT_MODULES = ["QtCore", "QtGui", "QtWidgets", "QtOpenGLWidgets", "QtSvg"]
 
 # torch's hook ships every torch module twice, compiled in the PYZ and as .py source (44 MB), so
 # TorchScript can read sources. Eager inference needs none of them; keep sources only where
@@ -69,6 +72,7 @@ EXCLUDED_MODULES = [
     "PySide6.QtConcurrent",
     "PySide6.QtDBus",
     "PySide6.QtXml",
+    "PySide6.QtOpenGL",
     # the `vtk` shim and vtkmodules.all import every VTK module; we import vtkmodules.* directly
     "vtk",
     "vtkmodules.all",
@@ -114,7 +118,12 @@ _CUDA_LIB = re.compile(
 
 # (pattern, reason) pairs, first match wins.
 _DROP_RULES = [
-    (re.compile(r"^torch/(test|include|bin|share)/"), "torch C++ tests, headers and CMake files"),
+    # torch/bin holds C++ test programs, except torch_shm_manager, which torch starts to share
+    # tensors between processes (monai's data loading needs it).
+    (
+        re.compile(r"^torch/(test|include|share)/|^torch/bin/(?!torch_shm_manager$)"),
+        "torch C++ tests, headers and CMake files",
+    ),
     (
         re.compile(r"^torch/lib/lib(jitbackend_test|torchbind_test|backend_with_compiler)"),
         "torch test libraries",

@@ -33,6 +33,7 @@ def test_unused_files_are_dropped(dest):
         "torch/lib/libtorch_cpu.so",
         "torch/lib/libc10.so",
         "torch/testing/_comparison.py",  # imported by `import torch`
+        "torch/bin/torch_shm_manager",  # started by torch to share tensors between processes
         "PySide6/Qt/lib/libQt6Widgets.so.6",
         "PySide6/Qt/lib/libQt6OpenGLWidgets.so.6",
         "PySide6/Qt/plugins/platforms/libqxcb.so",

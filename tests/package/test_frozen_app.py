@@ -88,7 +88,12 @@ def test_bad_input_gets_one_line_naming_the_file(frozen_app, tmp_path):
     assert "no_such_scan.nii.gz" in lines[0]
 
 
-@pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs an X display: run under xvfb-run")
+needs_display = pytest.mark.skipif(
+    not os.environ.get("DISPLAY"), reason="needs an X display: run under xvfb-run"
+)
+
+
+@needs_display
 def test_screenshot_of_the_sample_ct(frozen_app, bundle_info, tmp_path):
     from PIL import Image
 
@@ -118,8 +123,9 @@ def test_bundle_leaves_out_what_the_app_never_loads(frozen_app):
 
 
 def test_unpacked_size_stays_within_the_goal(frozen_app):
-    # Goal of issue 6 for the CPU build: at most 1.2 GB unpacked.
-    assert package_build.folder_size(frozen_app.parent) <= 1.2e9
+    # Goal of issue 6 for the CPU build: at most 1.2 GB unpacked, in the units `du -sh` shows
+    # and the issue's own measurements use (GiB).
+    assert package_build.folder_size(frozen_app.parent) <= 1.2 * 1024**3
 
 
 def test_every_vtk_module_our_code_imports_is_bundled(frozen_app):
@@ -135,3 +141,69 @@ def test_every_vtk_module_our_code_imports_is_bundled(frozen_app):
         p.name.split(".")[0] for p in (frozen_app.parent / "_internal/vtkmodules").glob("vtk*")
     }
     assert used <= shipped, used - shipped
+
+
+@needs_display
+def test_gui_compute_job_runs_in_the_worker_child_process(frozen_app, bundle_info, tmp_path):
+    out = tmp_path / "self_test.json"
+    result = run_app(
+        frozen_app,
+        "--self-test-compute",
+        str(out),
+        bundle_info["sample_ct"],
+        "ct-tissues",
+        cwd=tmp_path,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr + (out.read_text() if out.exists() else "")
+    report = json.loads(out.read_text())
+    worker = report["worker"]
+    assert report["worker_pid"] != report["gui_pid"]
+    assert worker["ppid"] == report["gui_pid"]
+    # Started through the app's own executable with a subcommand, not `python -m`.
+    assert Path(worker["cmdline"][0]).resolve() == frozen_app.resolve()
+    assert worker["cmdline"][1] == "worker"
+    assert "-m" not in worker["cmdline"] and "-c" not in worker["cmdline"]
+    # The window never loads torch; only the worker may.
+    assert report["torch_in_gui_process"] is False
+    labels = {int(value): count for value, count in report["labels"].items()}
+    assert set(labels) == {0, 1, 2, 3, 4, 5}  # background + body, air, fat, soft tissue, bone
+    assert labels[5] > 10_000  # bone of a whole abdomen at 3 mm
+
+
+def _same_label_maps(ours: Path, theirs: Path) -> None:
+    import nibabel as nib
+
+    from ctseg_gui.io.labels import sidecar_path
+
+    a, b = nib.load(ours), nib.load(theirs)
+    np.testing.assert_array_equal(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj))
+    np.testing.assert_array_equal(a.affine, b.affine)
+    assert a.get_data_dtype() == b.get_data_dtype()
+    assert json.loads(sidecar_path(ours).read_text()) == json.loads(
+        sidecar_path(theirs).read_text()
+    )
+
+
+def test_segment_with_the_built_in_model_matches_the_source_install(
+    frozen_app, bundle_info, tmp_path
+):
+    sample = bundle_info["sample_ct"]
+    frozen = run_app(frozen_app, "segment", sample, "-o", "frozen.nii.gz", "-q", cwd=tmp_path)
+    source = run_source("ctseg", "segment", sample, "-o", "source.nii.gz", "-q", cwd=tmp_path)
+    assert frozen.returncode == 0, frozen.stderr
+    assert source.returncode == 0, source.stderr
+    _same_label_maps(tmp_path / "frozen.nii.gz", tmp_path / "source.nii.gz")
+
+
+def test_segment_with_a_monai_bundle_runs_torch_in_the_frozen_app(frozen_app, tmp_path, small_ct):
+    """torch + monai inside the bundle: a model-zoo-format UNet bundle gives the source's labels."""
+    from bundles import build_spleen_bundle
+
+    bundle = build_spleen_bundle(tmp_path / "bundles")
+    args = ("segment", str(small_ct), "--bundle", str(bundle), "--device", "cpu", "-q", "-o")
+    frozen = run_app(frozen_app, *args, "frozen.nii.gz", cwd=tmp_path, timeout=600)
+    source = run_source("ctseg", *args, "source.nii.gz", cwd=tmp_path, timeout=600)
+    assert frozen.returncode == 0, frozen.stderr
+    assert source.returncode == 0, source.stderr
+    _same_label_maps(tmp_path / "frozen.nii.gz", tmp_path / "source.nii.gz")
