@@ -12,6 +12,13 @@ edges expensively, so
 * a **negative click** removes the voxels of the mask geodesically closer to it than to any
   positive click (within ``reach_mm``, connected to the click).
 
+The tissue model is a kernel density of the intensities around the positive clicks and inside the
+current mask, so multi-modal tissue (bone cortex and marrow, bowel wall and content) is handled;
+the edge scale grows with the tissue's spread for the same reason. A click close to the current
+mask's edge (a thin missed rim, a thin false layer) reaches only ``local_reach`` times its distance
+from that edge, so fixing a rim does not leak into the neighbour; this removed the Dice
+oscillation seen in the simulator.
+
 The work happens in a box of ``2 * reach_mm`` around the click on a grid of about ``working_mm``
 voxels (block means of the CT), so a click costs tens of milliseconds on a 3 mm abdomen and stays
 bounded on sub-millimetre CT. Fast marching (SimpleITK) computes the geodesic distances.
@@ -37,6 +44,9 @@ class GeodesicParams:
     """Largest geodesic distance one click reaches (mm at full speed)."""
     edge_hu_per_mm: float = 10.0
     """Gradient (HU/mm) at which the speed halves."""
+    edge_per_spread: float = 0.67
+    """Heterogeneous tissue (bone, bowel) has strong inner edges: the edge scale is at least this
+    many HU/mm per HU of the tissue's spread."""
     sigma_floor_hu: float = 15.0
     """Smallest spread of the tissue intensity model (CT noise plus partial volume)."""
     free_z: float = 1.0
@@ -45,9 +55,17 @@ class GeodesicParams:
     """Gaussian smoothing of intensities before the tissue model."""
     gradient_mm: float = 2.1
     """Gaussian scale of the gradient."""
-    working_mm: float = 2.5
-    """Voxels finer than this are block-averaged to about this size before the work."""
+    working_mm: float = 3.0
+    """Fine voxels are block-averaged (integer factors) to about this size before the work."""
     min_speed: float = 1e-3
+    local_reach: float = 10.0
+    """When > 0, a click next to the existing mask reaches only this many times its distance from
+    the mask edge (a click in a thin missed rim fixes the rim and does not leak)."""
+    min_reach_mm: float = 6.0
+    histogram_model: bool = True
+    """Use a kernel density of the tissue's intensities (multi-modal tissue such as bone or bowel)
+    instead of one robust Gaussian."""
+    kde_hu: float = 10.0
 
 
 class GeodesicRefiner:
@@ -65,9 +83,7 @@ class GeodesicRefiner:
         self.image = image
         self.params = params or GeodesicParams()
         spacing_kji = np.asarray(image.spacing, dtype=float)[::-1]
-        self.factors = np.maximum(1, np.floor(self.params.working_mm / spacing_kji + 1e-6)).astype(
-            int
-        )
+        self.factors = np.maximum(1, np.rint(self.params.working_mm / spacing_kji)).astype(int)
         self.work_spacing = spacing_kji * self.factors
 
     # ---- public ----------------------------------------------------------------------------
@@ -96,7 +112,7 @@ class GeodesicRefiner:
         if model is None:  # a negative click with nothing to remove and no clicked tissue
             return region, mask_roi
         speed = self._speed(work_img, smooth, *model)
-        reach = self.params.reach_mm
+        reach = self._reach(work_mask, seed, last.positive)
         if last.positive:
             near = self._distance(speed, [seed], reach)
             other = self._distance(speed, negatives, reach)
@@ -108,6 +124,21 @@ class GeodesicRefiner:
         full = self._upsample(change, mask_roi.shape)
         values = mask_roi | full if last.positive else mask_roi & ~full
         return region, values
+
+    def _reach(self, work_mask: np.ndarray, seed: tuple[int, ...], positive: bool) -> float:
+        p = self.params
+        if p.local_reach <= 0 or not work_mask.any() or work_mask.all():
+            return p.reach_mm
+        # Distance from the click to the mask edge: outside for a positive click, inside for a
+        # negative one; only a box around the click matters.
+        r = np.ceil(p.reach_mm / p.local_reach / self.work_spacing).astype(int) + 1
+        box = tuple(slice(max(0, x - h), x + h + 1) for x, h in zip(seed, r, strict=True))
+        local = work_mask[box] if positive else ~work_mask[box]
+        if not local.any():
+            return p.reach_mm
+        depth = ndi.distance_transform_edt(~local, sampling=self.work_spacing)
+        at = tuple(x - b.start for x, b in zip(seed, box, strict=True))
+        return float(min(p.reach_mm, max(p.min_reach_mm, p.local_reach * depth[at])))
 
     # ---- steps -----------------------------------------------------------------------------
     def _region(self, kji: tuple[int, int, int]) -> Region:
@@ -141,8 +172,9 @@ class GeodesicRefiner:
 
     def _tissue_model(
         self, smooth: np.ndarray, mask: np.ndarray, positives: list[tuple[int, ...]]
-    ) -> tuple[float, float] | None:
-        """Robust centre and spread (HU) of the clicked tissue and the current mask."""
+    ) -> tuple[float, float, np.ndarray] | None:
+        """Robust centre and spread (HU) of the clicked tissue and the current mask, and the
+        samples themselves."""
         samples = [smooth[mask]] if mask.any() else []
         for p in positives:
             box = tuple(slice(max(0, x - 1), x + 2) for x in p)
@@ -152,11 +184,16 @@ class GeodesicRefiner:
         values = np.concatenate(samples)
         centre = float(np.median(values))
         spread = 1.4826 * float(np.median(np.abs(values - centre)))
-        return centre, max(spread, self.params.sigma_floor_hu)
+        return centre, max(spread, self.params.sigma_floor_hu), values
 
-    def _speed(self, raw: np.ndarray, smooth: np.ndarray, centre: float, spread: float):
+    def _speed(
+        self, raw: np.ndarray, smooth: np.ndarray, centre: float, spread: float, samples: np.ndarray
+    ):
         p = self.params
         excess = np.maximum(np.abs(smooth - centre) / spread - p.free_z, 0.0)
+        likelihood = np.exp(-0.5 * excess * excess)
+        if p.histogram_model:
+            likelihood = self._density_speed(smooth, samples)
         sigma = p.gradient_mm / self.work_spacing
         grad2 = np.zeros(raw.shape, dtype=np.float32)
         for axis in range(3):
@@ -164,8 +201,24 @@ class GeodesicRefiner:
             order[axis] = 1
             g = ndi.gaussian_filter(raw, sigma, order=order) / self.work_spacing[axis]
             grad2 += g * g
-        speed = np.exp(-0.5 * excess * excess) / (1.0 + grad2 / p.edge_hu_per_mm**2)
+        edge = max(p.edge_hu_per_mm, p.edge_per_spread * spread)
+        speed = likelihood / (1.0 + grad2 / edge**2)
         return np.maximum(speed, p.min_speed).astype(np.float32)
+
+    def _density_speed(self, smooth: np.ndarray, samples: np.ndarray):
+        """Speed from a kernel density of the tissue samples, 1 for common intensities."""
+        step = 2.0
+        lo = min(float(smooth.min()), float(samples.min())) - 1.0
+        hi = max(float(smooth.max()), float(samples.max())) + 1.0
+        bins = np.arange(lo, hi + step, step)
+        hist, _ = np.histogram(samples, bins=bins)
+        density = ndi.gaussian_filter1d(
+            hist.astype(float), self.params.kde_hu / step, mode="constant"
+        )
+        at_samples = density[np.clip(((samples - lo) / step).astype(int), 0, len(density) - 1)]
+        ref = max(float(np.percentile(at_samples, 30)), 1e-12)
+        ratio = density[np.clip(((smooth - lo) / step).astype(int), 0, len(density) - 1)] / ref
+        return np.sqrt(np.minimum(ratio, 1.0))
 
     def _distance(self, speed: np.ndarray, seeds: list[tuple[int, ...]], stop: float):
         """Geodesic arrival time (mm at unit speed) from ``seeds``; ``inf`` beyond ``stop``."""
