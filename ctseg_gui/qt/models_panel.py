@@ -82,6 +82,9 @@ class QtModelPanel(QWidget):
         A shared :class:`QtComputeBridge` (the window's); by default the panel makes its own.
     show_dialogs
         Show errors in a message box (tests turn it off and watch :attr:`failed`).
+    prestart
+        Start the worker as soon as an image is set, so the first run does not wait for it
+        (default: as ``show_dialogs``, i.e. in interactive use, not in tests).
 
     Signals
     -------
@@ -110,16 +113,19 @@ class QtModelPanel(QWidget):
         bridge: QtComputeBridge | None = None,
         *,
         show_dialogs: bool = True,
+        prestart: bool | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.bridge = bridge if bridge is not None else QtComputeBridge(parent=self)
         self.show_dialogs = show_dialogs
+        self.prestart = show_dialogs if prestart is None else prestart
         self._volume = None
         self._job_id: int | None = None
         self._job_volume = None
         self._started_at = 0.0
         self._dialog: QMessageBox | None = None
+        self._warmed = False
 
         self.model_box = QComboBox()
         self.variant_box = QComboBox()
@@ -168,6 +174,10 @@ class QtModelPanel(QWidget):
         if volume is not self._volume and self.running:
             self.cancel()
         self._volume = volume
+        if volume is not None and self.prestart:
+            # An open image means a run is likely: have the worker up before the user clicks.
+            self.bridge.start()
+            self._warm_up_if_needed()
         if not self.running:
             self.stage_label.setText("Ready." if volume is not None else "Open an image first.")
         self._update_buttons()
@@ -306,6 +316,20 @@ class QtModelPanel(QWidget):
         has_variants = bool(choice and choice.variants)
         self.variant_box.setVisible(has_variants)
         self.variant_label.setVisible(has_variants)
+        self._warm_up_if_needed()
+
+    def _warm_up_if_needed(self) -> None:
+        """Load torch in the worker once a deep model is chosen for an open image.
+
+        Done in the background, so the first run does not wait for the import; the built-in
+        model needs no torch, so it never triggers this.
+        """
+        if not self.prestart or self._volume is None or self._warmed:
+            return
+        if self.model_id in (None, BUILTIN_ID):
+            return
+        self._warmed = True
+        self.bridge.submit("warm_up", channel="warm_up")
 
     def _update_buttons(self) -> None:
         self.run_button.setEnabled(self._volume is not None and not self.running)

@@ -9,6 +9,7 @@ user already asked for something newer) never reaches the window.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
@@ -59,6 +60,8 @@ class QtComputeBridge(QObject):
         super().__init__(parent)
         self._client = client
         self._owns_client = client is None
+        # Shared with the destroyed() handler, which must not touch this (deleted) object.
+        self._held: dict[str, Any] = {"client": None}
         self._warm_up = warm_up
         self._channels: dict[str, Any] = {}  # channel -> current JobHandle
         self._event_arrived.connect(self._on_client_event)
@@ -66,6 +69,8 @@ class QtComputeBridge(QObject):
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.close)
+        # A bridge deleted with its window (tests open many) stops its worker too.
+        self.destroyed.connect(functools.partial(_close_held_client, self._held))
 
     @property
     def client(self):
@@ -74,6 +79,7 @@ class QtComputeBridge(QObject):
             from ctseg_gui.worker.client import ComputeClient
 
             self._client = ComputeClient(on_status=self._status_arrived.emit, warm_up=self._warm_up)
+            self._held["client"] = self._client
         return self._client
 
     def start(self) -> None:
@@ -117,6 +123,7 @@ class QtComputeBridge(QObject):
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
+            self._held["client"] = None
 
     @Slot(object)
     def _on_client_event(self, event) -> None:
@@ -137,3 +144,9 @@ class QtComputeBridge(QObject):
             self.failed.emit(event.job_id, event.message)
         elif event.kind == "cancelled":
             self.cancelled.emit(event.job_id)
+
+
+def _close_held_client(held: dict[str, Any], *_: object) -> None:
+    client = held.pop("client", None)
+    if client is not None:
+        client.close()

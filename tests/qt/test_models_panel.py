@@ -142,3 +142,30 @@ def test_installed_catalog_model_is_listed_with_its_variants(qtbot, tmp_path, mo
     widget.select_model("ct-tissues")
     assert widget.variant_box.isHidden()
     widget.bridge.close()
+
+
+def test_prestarted_worker_stops_with_the_panel(qtbot, small, tmp_path, monkeypatch):
+    import os
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    from ctseg_gui.qt.models_panel import QtModelPanel
+
+    monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))
+    widget = QtModelPanel(show_dialogs=False, prestart=True)
+    widget.set_volume(small)  # an open image: the worker comes up before any Run
+    client = widget.bridge.client
+    assert client.wait_ready(WAIT_MS / 1000)
+    pid = client.pid
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    assert not gone()
+    widget.deleteLater()  # the window closing deletes its docks
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    qtbot.waitUntil(gone, timeout=WAIT_MS)
