@@ -13,7 +13,7 @@ import numpy as np
 from psygnal import Signal
 
 from ctseg_gui.core.history import LabelEditor
-from ctseg_gui.core.labels import LabelMap
+from ctseg_gui.core.labels import LabelMap, LabelTable
 from ctseg_gui.core.volume import Volume
 
 
@@ -59,7 +59,7 @@ class Document:
         self.image = volume
         self.path = Path(path) if path else None
         self.image_loaded.emit(volume)
-        self._attach(LabelMap.empty(volume), None)
+        self._attach(_empty_labels(volume), None)
 
     def set_labels(self, labels: LabelMap, path: str | Path | None = None) -> None:
         """Replace the label map by one on the image's grid (a file the user opened)."""
@@ -118,3 +118,13 @@ class Document:
         self.labels_path = path
         self.editor = LabelEditor(labels)
         self.labels_replaced.emit(labels)
+
+
+def _empty_labels(volume: Volume) -> LabelMap:
+    # LabelMap() scans its array for values to name; an all-background map has none, and the scan
+    # of a 512 x 512 x 400 map costs a second on the way to the first image.
+    labels = LabelMap.__new__(LabelMap)
+    labels.array = np.zeros(volume.array.shape, dtype=np.uint16)
+    labels.image = volume
+    labels.table = LabelTable()
+    return labels

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QActionGroup
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -205,8 +205,6 @@ class QtMainWindow(QMainWindow):
         self.setWindowTitle(f"{Path(path).name} - ctseg-gui")
         if self.interactive:
             self._update_recent(recent.add_recent(path))
-        if self.model_panel is not None and hasattr(self.model_panel, "set_volume"):
-            self.model_panel.set_volume(volume)
         for view in self.slice_views.values():
             if view.isVisible():
                 view.render_now()
@@ -214,6 +212,9 @@ class QtMainWindow(QMainWindow):
             self._image_shown = True
             _report_first_image()
             self.first_image_shown.emit()
+        if self.model_panel is not None and hasattr(self.model_panel, "set_volume"):
+            # After the first draw: the panel may start the compute worker (torch) now.
+            QTimer.singleShot(0, lambda: self.model_panel.set_volume(self.document.image))
         if self._pending_labels:
             labels, self._pending_labels = self._pending_labels, None
             self.loader.open_labels(labels, volume)
