@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from ctseg_gui.core.document import Document
 from ctseg_gui.core.viewer_state import VIEW_NAMES, ViewerState
 from ctseg_gui.qt import recent
+from ctseg_gui.qt.click_tool import QtClickTool
 from ctseg_gui.qt.label_panel import QtLabelPanel
 from ctseg_gui.qt.loader import QtLoader
 from ctseg_gui.qt.measure_tools import (
@@ -89,6 +90,9 @@ class QtMainWindow(QMainWindow):
             "ruler": MeasureTool("ruler", self.measurements),
             "rect": MeasureTool("rect", self.measurements),
             "circle": MeasureTool("circle", self.measurements),
+            "clicks": QtClickTool(
+                self.document, self.state, lambda: list(self.slice_views.values())
+            ),
         }
         self.tool_actions = QActionGroup(self)
         build_toolbar(self)

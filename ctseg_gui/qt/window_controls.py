@@ -14,6 +14,7 @@ TOOLS = (
     ("ruler", "Ruler", "M", "Drag to measure a distance in mm"),
     ("rect", "Rect ROI", "E", "Drag a rectangle: HU mean, sd, min, max, area"),
     ("circle", "Circle ROI", "C", "Drag from the centre: HU mean, sd, min, max, area"),
+    ("clicks", "Clicks", "K", "Left click adds, right or Shift click removes the active structure"),
 )
 LAYOUT_ACTIONS = (("2x2", "2 x 2", "F5"), ("1+3", "1 + 3", "F6"), ("single", "Single", "F7"))
 

@@ -158,3 +158,18 @@ def test_newer_click_supersedes_running_update(qtbot, viewer, open_and_wait, abd
     # Both clicks applied once, by the newer update, as one undo step.
     assert [len(c) for c in refiners[0].calls] == [1, 1, 2]
     assert editor.undo() and not editor.can_undo
+
+
+def test_main_window_clicks_tool_with_model_free_default(qtbot, viewer, open_and_wait, abdomen_ct):
+    open_and_wait(viewer, abdomen_ct)
+    image = viewer.document.image
+    viewer.select_tool("clicks")
+    tool = viewer.tools["clicks"]
+    assert any(a.data() == "clicks" and a.isChecked() for a in viewer.tool_actions.actions())
+    _move_to_slice(viewer, image, 80)
+    with qtbot.waitSignal(tool.updated, timeout=30_000):
+        _click_voxel(qtbot, viewer.slice_views["axial"], image, (36, 66, 80))
+    assert viewer.document.labels.array[80, 66, 36] == viewer.state.active_label
+    assert viewer.undo_action.isEnabled()
+    viewer.state.active_label = 2  # another structure: a fresh set of clicks
+    assert tool.clicks == []
