@@ -132,7 +132,9 @@ class LabelTableModel(QAbstractTableModel):
                 return entry.name
             if column == VOLUME:
                 ml = self._volumes.get(entry.value, 0.0)
-                return f"{ml:.1f}" if ml >= 1 or ml == 0 else f"{ml:.2f}"
+                if not ml:
+                    return "–"  # named but absent from the map
+                return f"{ml:.1f}" if ml >= 1 else f"{ml:.2f}"
         if role == SORT_ROLE:
             return (entry.visible, None, entry.value, entry.name.lower(),
                     self._volumes.get(entry.value, 0.0))[column]  # fmt: skip

@@ -149,17 +149,15 @@ class MeasureTool:
             scene.update_polyline(line, [item.start, item.end])
             length = float(np.hypot(item.end[0] - item.start[0], item.end[1] - item.start[1]))
             item.text = f"{length:.1f} mm"
-            anchor = item.end
+            us, vs = (item.start[0], item.end[0]), (item.start[1], item.end[1])
         else:
-            scene.update_polyline(line, _outline(item.kind, item.start, item.end), closed=True)
+            outline = _outline(item.kind, item.start, item.end)
+            scene.update_polyline(line, outline, closed=True)
             item.stats = roi_stats(item.view.current_slice(), item.kind, item.start, item.end)
             item.text = item.stats.text() if item.stats else ""
-            anchor = (max(item.start[0], item.end[0]), max(item.start[1], item.end[1]))
-            if item.kind == "circle":
-                radius = float(np.hypot(item.end[0] - item.start[0], item.end[1] - item.start[1]))
-                anchor = (item.start[0] + radius, item.start[1] + radius)
+            us, vs = [p[0] for p in outline], [p[1] for p in outline]
         label.SetInput(item.text)
-        scene.place_label(label, *anchor)
+        scene.place_label(label, min(us), max(us), max(vs))
 
 
 def show_measurements_on_slice(store: list[Measurement]) -> None:

@@ -243,12 +243,15 @@ class QtSliceView(QVTKRenderWindowInteractor):
         self.scene.set_corner_text("top_left", title)
         width, level = self.state.window
         preset = self.state.preset_name
-        self.scene.set_corner_text(
-            "bottom_left", f"W {width:.0f}  L {level:.0f}" + (f"  ({preset})" if preset else "")
-        )
+        # Narrow views (the small ones of "1 + 3") keep only what a reader needs, so corner
+        # texts never run into the orientation letters.
+        wide = self.width() >= 460
+        suffix = f"  ({preset})" if preset and wide else ""
+        self.scene.set_corner_text("bottom_left", f"W {width:.0f}  L {level:.0f}{suffix}")
         zoom = self.state.camera(self.view).zoom
-        self.scene.set_corner_text("bottom_right", f"Zoom {zoom:.2f}x")
-        self.scene.set_corner_text("top_right", _describe(self.document))
+        show_zoom = wide or abs(zoom - 1.0) > 1e-3
+        self.scene.set_corner_text("bottom_right", f"Zoom {zoom:.2f}x" if show_zoom else "")
+        self.scene.set_corner_text("top_right", _describe(self.document) if wide else "")
 
     def _sync_camera(self) -> None:
         size = (self.width(), self.height())

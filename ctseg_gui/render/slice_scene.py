@@ -185,15 +185,32 @@ class SliceScene:
     def add_label(self, text: str) -> vtkTextActor:
         """A measurement text placed with :meth:`place_label`."""
         actor = _text(_FONT - 1, (1.0, 0.9, 0.35))
+        actor.GetTextProperty().SetBackgroundColor(0.0, 0.0, 0.0)
+        actor.GetTextProperty().SetBackgroundOpacity(0.55)  # readable over bright bone
         actor.SetInput(text)
         self.renderer.AddViewProp(actor)
         return actor
 
-    def place_label(self, actor: vtkTextActor, u: float, v: float) -> None:
-        """Put a text at plane point ``(u, v)`` (offset a little right and up)."""
+    def place_label(self, actor: vtkTextActor, left: float, right: float, top: float) -> None:
+        """Put a text beside a shape spanning ``left..right`` (u) with top ``top`` (v).
+
+        The text goes right of the shape, or left of it (right-aligned) when it would run past
+        the view's edge, so measurements are never clipped.
+        """
+        lines = (actor.GetInput() or "").split("\n")
+        width = max(len(line) for line in lines) * 0.62 * (_FONT - 1)
+        s = self.mm_per_pixel
+        x_right = self.plane_to_display(right, top)[0]
+        prop = actor.GetTextProperty()
+        prop.SetVerticalJustificationToTop()
         coordinate = actor.GetPositionCoordinate()
         coordinate.SetCoordinateSystemToWorld()
-        coordinate.SetValue(u + 4 * self.mm_per_pixel, v + 4 * self.mm_per_pixel, 3.0)
+        if x_right + 6 + width < self._size[0]:
+            prop.SetJustificationToLeft()
+            coordinate.SetValue(right + 6 * s, top, 3.0)
+        else:
+            prop.SetJustificationToRight()
+            coordinate.SetValue(left - 6 * s, top, 3.0)
 
     def remove(self, actor) -> None:
         """Remove a measurement actor."""
