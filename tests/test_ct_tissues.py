@@ -125,3 +125,21 @@ def test_refuses_non_ct(small_ct):
     mr_like = volume.with_array((volume.array - volume.array.min()).astype(np.int16))
     with pytest.raises(ModalityError, match="Hounsfield"):
         segment_ct_tissues(mr_like)
+
+
+def test_contrast_ct_arms_are_body_and_the_aorta_is_not_bone(dicom_series):
+    from scipy import ndimage
+
+    ct = read_image(dicom_series)  # contrast-enhanced, 0.98 mm in-plane, arms beside the trunk
+    labels = segment_ct_tissues(ct).array
+    middle = labels[10] > 0
+    parts, count = ndimage.label(middle)
+    assert count >= 2, "an arm lying apart from the trunk is body too"
+    # The trunk spans columns ~100-430 of this slice; the arms lie on either side.
+    assert middle[:, :90].sum() > 1500 and middle[:, 440:].sum() > 1500
+    # The contrast-filled aorta in front of the spine (rows 290-310, columns 260-282 of slice
+    # 10; 140-200 HU) touches the vertebra but must not become bone.
+    aorta = (slice(10, 11), slice(290, 310), slice(260, 282))
+    assert 120 < np.median(ct.array[aorta]) < 250
+    assert (labels[aorta] == BONE).mean() < 0.2
+    assert (labels == BONE).sum() > 50_000  # the spine, ribs and humeri still are
