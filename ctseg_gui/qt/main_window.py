@@ -28,6 +28,7 @@ from ctseg_gui.core.document import Document
 from ctseg_gui.core.viewer_state import VIEW_NAMES, ViewerState
 from ctseg_gui.qt import recent
 from ctseg_gui.qt.click_tool import QtClickTool
+from ctseg_gui.qt.edit_tools import QtAutosave
 from ctseg_gui.qt.label_panel import QtLabelPanel
 from ctseg_gui.qt.loader import QtLoader
 from ctseg_gui.qt.measure_tools import (
@@ -94,6 +95,8 @@ class QtMainWindow(QMainWindow):
                 self.document, self.state, lambda: list(self.slice_views.values())
             ),
         }
+        # Autosave (a minute after edits) only for a user's window, never for headless/test ones.
+        self.autosave = QtAutosave(self.document) if interactive else None
         self.tool_actions = QActionGroup(self)
         build_toolbar(self)
         build_menus(self)
@@ -219,6 +222,10 @@ class QtMainWindow(QMainWindow):
         if self.model_panel is not None and hasattr(self.model_panel, "set_volume"):
             # After the first draw: the panel may start the compute worker (torch) now.
             QTimer.singleShot(0, lambda: self.model_panel.set_volume(self.document.image))
+        if self.interactive and not self._pending_labels:
+            recovered = QtAutosave.offer_recovery(self, volume)  # after a crash
+            if recovered is not None:
+                self.document.set_labels(recovered)
         if self._pending_labels:
             labels, self._pending_labels = self._pending_labels, None
             self.loader.open_labels(labels, volume)
