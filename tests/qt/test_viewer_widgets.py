@@ -303,3 +303,47 @@ def test_volume_rendering_toggle(qtbot, viewer, open_and_wait, small_ct):
     assert np.abs(after - before).max(-1).mean() > 2  # the CT now shows in 3D
     view.set_volume_rendering(False)
     assert np.abs(vtk_view_image(view).astype(int) - before).max() <= 2
+
+
+def test_status_bar_shows_voxel_world_and_hu(qtbot, viewer, open_and_wait, abdomen_ct):
+    open_and_wait(viewer, abdomen_ct)
+    axial = viewer.slice_views["axial"]
+    image = viewer.document.image
+    k = int(round(image.world_to_index(viewer.state.cursor)[2]))
+    world = image.index_to_world((61, 40, k))
+    x, y = axial.world_to_display(world)
+    qtbot.mouseMove(axial, QPoint(round(x), round(y)))
+    qtbot.waitUntil(lambda: "HU" in viewer._hover.text())
+    text = viewer._hover.text()
+    assert f"voxel (61, 40, {k})" in text
+    assert f"{float(image.array[k, 40, 61]):.0f} HU" in text
+    shown = [float(v) for v in text.split("LPS (")[1].split(")")[0].split(",")]
+    assert np.abs(np.array(shown) - world).max() < 1.5  # within half a 3 mm voxel
+
+
+def test_drop_a_file_opens_it(qtbot, viewer, small_ct):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(small_ct))])
+    event = QDropEvent(
+        QPointF(200, 200), Qt.DropAction.CopyAction, data, Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )  # fmt: skip
+    with qtbot.waitSignal(viewer.loader.image_loaded, timeout=60_000):
+        viewer.dropEvent(event)
+    assert viewer.document.path == small_ct
+
+
+def test_help_lists_the_shortcuts(qtbot, viewer):
+    from ctseg_gui.qt.dialogs import SHORTCUTS, QtHelpDialog
+
+    dialog = QtHelpDialog(viewer)
+    qtbot.addWidget(dialog)
+    keys = [key for key, _ in SHORTCUTS]
+    assert "F1" in keys and "1 - 6" in keys
+    # Every single-key shortcut in the help really is bound to an action of the window.
+    bound = {a.shortcut().toString() for a in viewer.actions() if not a.shortcut().isEmpty()}
+    for key in ("R", "W", "N", "M", "E", "C", "F5", "F6", "F7", "T", "F1", "Ctrl+L", "Esc"):
+        assert key in bound, key
