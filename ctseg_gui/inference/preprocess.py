@@ -161,7 +161,9 @@ def run_steps(array, affine: np.ndarray, steps: list[Step], device) -> Prepared:
     """Apply fast-path steps to a ``(X, Y, Z)`` numpy array in MONAI (nibabel) index order."""
     import torch
 
-    data = torch.as_tensor(np.ascontiguousarray(array), device=device).to(torch.float32)[None]
+    # Keep the caller's dtype (int16 CT) and memory layout until the first resampling pass: that
+    # pass selects and converts at once, so a 512 x 512 x 400 CT never exists as float64.
+    data = torch.from_numpy(_torch_friendly(array)).to(device)[None]
     input_affine = np.asarray(affine, dtype=float)
     data_affine = input_affine  # grid the voxels in ``data`` are on
     target_affine, target_shape = input_affine, tuple(data.shape[1:])
@@ -175,8 +177,8 @@ def run_steps(array, affine: np.ndarray, steps: list[Step], device) -> Prepared:
             # MONAI's Spacing interpolates in float64; so do we, or voxels that come out exactly
             # 0 in one and 1e-7 in the other fall on different sides of NormalizeIntensity's
             # nonzero mask.
-            wide = data.to(torch.float64) if data.device.type == "cpu" else data
-            data = resample(wide, transform, target_shape, mode).to(torch.float32)
+            wide = torch.float64 if data.device.type == "cpu" else torch.float32
+            data = resample(data, transform, target_shape, mode, wide).to(torch.float32)
             data_affine = target_affine
 
     for step in steps:
@@ -190,6 +192,7 @@ def run_steps(array, affine: np.ndarray, steps: list[Step], device) -> Prepared:
             mode = "nearest" if p["mode"] == "nearest" else "linear"
         else:
             materialise()
+            data = data.to(torch.float32)
             if step.kind == "scale_range":
                 data = _scale_range(data, **p)
             elif step.kind == "scale":
@@ -209,12 +212,23 @@ def run_steps(array, affine: np.ndarray, steps: list[Step], device) -> Prepared:
                 data_affine = target_affine = target_affine @ shift
                 target_shape = tuple(data.shape[1:])
     materialise()
+    data = data.to(torch.float32)
     to_input = np.linalg.solve(input_affine, data_affine)
     if full_shape is not None:  # map the pre-crop grid, the crop is undone by zero padding
         shift = np.eye(4)
         shift[:3, 3] = -np.asarray(crop_start, dtype=float)
         to_input = to_input @ shift
     return Prepared(data, data_affine, to_input, crop_start, full_shape)
+
+
+def _torch_friendly(array: np.ndarray) -> np.ndarray:
+    """A view torch can wrap without copying when possible (native order, positive strides)."""
+    array = np.asarray(array)
+    if array.dtype not in (np.int8, np.uint8, np.int16, np.int32, np.float32, np.float64):
+        return np.ascontiguousarray(array, dtype=np.float32)
+    if not array.dtype.isnative or any(st < 0 for st in array.strides):
+        return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    return array
 
 
 def _scale_range(data, a_min, a_max, b_min, b_max, clip):

@@ -36,13 +36,18 @@ def axis_map(transform: np.ndarray, tol: float = 1e-6) -> tuple[list[int], np.nd
     return perm, scales, offsets
 
 
-def resample(array, transform: np.ndarray, out_shape, mode: str = "linear"):
+def resample(array, transform: np.ndarray, out_shape, mode: str = "linear", dtype=None):
     """Resample a channel-first torch tensor ``(C, X, Y, Z)`` onto ``out_shape``.
 
     ``transform`` maps target voxel indices to source voxel indices. ``mode`` is ``"linear"``
     (trilinear, border padding) or ``"nearest"`` (round half to even, as ``grid_sample``).
+    ``dtype``: the floating type to interpolate in (default float32 for integer input); the
+    input is converted slice by slice as the first pass selects it.
     """
     import torch
+
+    if mode != "nearest" and dtype is None and not array.is_floating_point():
+        dtype = torch.float32
 
     perm, scales, offsets = axis_map(transform)
     array = array.permute(0, *[1 + p for p in perm])
@@ -54,18 +59,22 @@ def resample(array, transform: np.ndarray, out_shape, mode: str = "linear"):
         if mode == "nearest" or n == 1:
             index = torch.as_tensor(np.rint(coords).astype(np.int64), device=array.device)
             array = array.index_select(1 + a, index)
+            if dtype is not None and mode != "nearest":
+                array = array.to(dtype)
             continue
         low = np.minimum(np.floor(coords), n - 2).astype(np.int64)
         weight = coords - low
         if np.all(weight < 1e-9):
             array = array.index_select(1 + a, torch.as_tensor(low, device=array.device))
+            array = array if dtype is None else array.to(dtype)
             continue
+        work = dtype if dtype is not None else array.dtype
         shape = [1, 1, 1, 1]
         shape[1 + a] = -1
-        w = torch.as_tensor(weight, dtype=array.dtype, device=array.device).view(shape)
+        w = torch.as_tensor(weight, dtype=work, device=array.device).view(shape)
         low_t = torch.as_tensor(low, device=array.device)
-        first = array.index_select(1 + a, low_t)
-        second = array.index_select(1 + a, low_t + 1)
+        first = array.index_select(1 + a, low_t).to(work)
+        second = array.index_select(1 + a, low_t + 1).to(work)
         array = torch.lerp(first, second, w)
     return array.contiguous()
 

@@ -173,13 +173,14 @@ def sliding_window_labels(
                 raise JobCancelled()
             batch = row[b : b + settings.sw_batch_size]
             windows = torch.cat([data[(slice(None), slice(None), *w)] for w in batch])
+            windows = windows.contiguous(memory_format=torch.channels_last_3d)
             with torch.inference_mode():
                 if autocast is not None:
                     with autocast:
                         out = _first_tensor(network(windows))
                 else:
                     out = _first_tensor(network(windows))
-            out = out.float()
+            out = out.float().contiguous()
             if tuple(out.shape[2:]) != tuple(roi):
                 raise BundleError(
                     f"the network output {tuple(out.shape[2:])} differs from the window size {roi}"

@@ -1,0 +1,135 @@
+"""Benchmark: whole-body (105-class SegResNet) lowres / highres, ours against MONAI's workflow.
+
+The abdomen CT is resampled onto a 512 x 512 x 400 grid (about 0.71 x 0.59 x 0.84 mm, a typical
+thin-slice CT); the bundle is wholeBody_ct_segmentation's real network and configs from
+tests/bundles.py with fixed-seed weights. Each run is a subprocess; peak memory is its ru_maxrss.
+MONAI's high-res run needs about 26 GB on CPU, so it only runs with ``--monai-highres`` (a
+failure or kill is reported as the result).
+
+    python benchmarks/bench_wholebody.py [--variants lowres highres] [--monai-highres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def run_measured(command: list[str], env: dict) -> tuple[float, float, int, str]:
+    """(wall s, peak RSS MiB, exit code, stderr tail) of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    err = process.stderr.read().decode(errors="replace")
+    return (
+        time.perf_counter() - start,
+        usage.ru_maxrss / 1024.0,
+        os.waitstatus_to_exitcode(status),
+        err[-400:],
+    )
+
+
+def make_large_ct(source: Path, target: Path, size=(512, 512, 400)) -> Path:
+    import SimpleITK as sitk
+
+    image = sitk.ReadImage(str(source))
+    extent = [n * s for n, s in zip(image.GetSize(), image.GetSpacing(), strict=True)]
+    spacing = [e / n for e, n in zip(extent, size, strict=True)]
+    origin = image.TransformContinuousIndexToPhysicalPoint(
+        [-0.5 + s / (2 * o) for s, o in zip(spacing, image.GetSpacing(), strict=True)]
+    )
+    resampled = sitk.Resample(
+        image,
+        list(size),
+        sitk.Transform(),
+        sitk.sitkLinear,
+        origin,
+        spacing,
+        image.GetDirection(),
+        -1024,
+        sitk.sitkInt16,
+    )
+    sitk.WriteImage(resampled, str(target), useCompression=True, compressionLevel=1)
+    return target
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", default=str(ROOT / "tests/data/ct/abdomen_3mm.nii.gz"))
+    parser.add_argument("--variants", nargs="+", default=["lowres", "highres"])
+    parser.add_argument("--monai-highres", action="store_true", help="also run MONAI's highres")
+    parser.add_argument("--skip-monai", action="store_true")
+    args = parser.parse_args()
+
+    from bundles import build_wholebody_bundle
+
+    from ctseg_gui.io import read_image
+
+    with tempfile.TemporaryDirectory(prefix="bench-wholebody-") as tmp:
+        tmp = Path(tmp)
+        ct = make_large_ct(Path(args.image), tmp / "ct512.nii.gz")
+        bundle = build_wholebody_bundle(tmp / "wholeBody_ct_segmentation", num_workers=1)
+        env = dict(os.environ, CTSEG_DATA_DIR=str(tmp / "data"), CUDA_VISIBLE_DEVICES="")
+        rows, outputs = [], {}
+        for variant in args.variants:
+            highres = variant == "highres"
+            if not args.skip_monai and (not highres or args.monai_highres):
+                out = tmp / f"monai_{variant}"
+                cmd = [sys.executable, "-m", "monai.bundle", "run",
+                       "--config_file", str(bundle / "configs/inference.json"),
+                       "--bundle_root", str(bundle), "--datalist", f"['{ct}']",
+                       "--output_dir", str(out), "--displayable_configs#highres", str(highres)]  # fmt: skip
+                wall, rss, code, err = run_measured(cmd, env)
+                rows.append(("MONAI bundle run", variant, wall, rss, code, err))
+                found = list(out.rglob("*.nii.gz"))
+                if code == 0 and found:
+                    outputs[("monai", variant)] = found[0]
+            ours = tmp / f"ours_{variant}.nii.gz"
+            cmd = [sys.executable, "-m", "ctseg_gui.cli", "segment", str(ct), "-o", str(ours),
+                   "--bundle", str(bundle), "--variant", variant, "--device", "cpu", "-q"]  # fmt: skip
+            wall, rss, code, err = run_measured(cmd, env)
+            rows.append(("ctseg segment", variant, wall, rss, code, err))
+            if code == 0:
+                outputs[("ours", variant)] = ours
+        print(
+            f"CT 512 x 512 x 400 resampled from {Path(args.image).name}; CPU, {os.cpu_count()} cores"
+        )
+        print(f"{'workflow':<20}{'variant':<10}{'wall s':>9}{'peak RSS MiB':>15}  result")
+        for name, variant, wall, rss, code, err in rows:
+            result = (
+                "ok"
+                if code == 0
+                else f"FAILED (exit {code}): {err.strip().splitlines()[-1] if err.strip() else ''}"
+            )
+            print(f"{name:<20}{variant:<10}{wall:>9.1f}{rss:>15.0f}  {result}")
+        for variant in args.variants:
+            pair = [r for r in rows if r[1] == variant and r[4] == 0]
+            if len(pair) == 2:
+                print(f"{variant}: time ratio ours/MONAI {pair[1][2] / pair[0][2]:.2f}, "
+                      f"memory ratio {pair[1][3] / pair[0][3]:.2f}")  # fmt: skip
+            if ("monai", variant) in outputs and ("ours", variant) in outputs:
+                a = read_image(outputs[("ours", variant)]).array.astype(np.int64)
+                b = np.rint(read_image(outputs[("monai", variant)]).array).astype(np.int64)
+                scores = []
+                for value in np.unique(b):
+                    n = int((b == value).sum())
+                    if n >= 100:
+                        x, y = a == value, b == value
+                        scores.append(2 * float((x & y).sum()) / float(x.sum() + n))
+                print(f"{variant}: mean Dice over {len(scores)} classes with >= 100 voxels: "
+                      f"{np.mean(scores):.5f} (min {np.min(scores):.5f})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
