@@ -37,10 +37,11 @@ VTK_MODULES = [
 QT_MODULES = ["QtCore", "QtGui", "QtWidgets", "QtOpenGLWidgets", "QtSvg"]
 
 # torch's hook ships every torch module twice, compiled in the PYZ and as .py source (44 MB), so
-# TorchScript can read sources. Eager inference needs none of them; keep sources only where
-# scripting a network reads them (torch.nn's functional/modules, torch.jit itself) and where torch
-# scripts functions at import time (torch.distributed.optim).
-MODULE_COLLECTION_MODE = {
+# code that reads sources works. Eager inference reads few: keep sources where scripting a network
+# reads them (torch.nn's functional/modules, torch.jit itself), where torch scripts functions at
+# import time (torch.distributed.optim), and for torch's config modules, whose own source torch
+# parses at import (`install_config_module`; found by `module_collection_mode`).
+_MODULE_COLLECTION_MODE = {
     "torch": "pyz",
     "torch.nn": "pyz+py",
     "torch.jit": "pyz+py",
@@ -48,6 +49,26 @@ MODULE_COLLECTION_MODE = {
     "torch._jit_internal": "pyz+py",
     "torch.distributed.optim": "pyz+py",
 }
+
+
+def module_collection_mode() -> dict[str, str]:
+    """PyInstaller's per-package collection modes, torch's config modules included."""
+    import importlib.util
+
+    modes = dict(_MODULE_COLLECTION_MODE)
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return modes
+    root = Path(next(iter(spec.submodule_search_locations)))
+    for path in root.rglob("*.py"):
+        if path.name == "_config_module.py" or "install_config_module(" not in path.read_text(
+            encoding="utf-8", errors="replace"
+        ):
+            continue
+        module = ".".join(("torch", *path.relative_to(root).with_suffix("").parts))
+        modes[module] = "pyz+py"
+    return modes
+
 
 # Never imported by the app, or only reachable through optional imports (monai's optional_import,
 # vtk's Qt-binding probing) that degrade gracefully when the module is missing.

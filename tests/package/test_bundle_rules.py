@@ -73,3 +73,12 @@ def test_fingerprint_changes_with_the_sources(tmp_path, monkeypatch):
     assert package_build.fingerprint() == before
     monkeypatch.setenv("CTSEG_PACKAGE_CUDA", "1")
     assert package_build.fingerprint() != before
+
+
+def test_torch_config_modules_ship_their_source():
+    # torch parses these modules' own source at import; without it `import torch.distributed`
+    # fails in the frozen app with "could not get source code".
+    modes = bundle_rules.module_collection_mode()
+    assert modes["torch"] == "pyz"
+    for name in ("torch.distributed.config", "torch._dynamo.config", "torch._inductor.config"):
+        assert modes[name] == "pyz+py"
