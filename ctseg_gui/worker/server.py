@@ -196,8 +196,12 @@ def serve(address: str | tuple, authkey: bytes | None = None) -> int:
     authkey
         The connection's key; by default read (hex) from ``$CTSEG_WORKER_AUTHKEY``.
     """
+    import signal
     from multiprocessing.connection import Client
 
+    # Ctrl+C in the app's terminal reaches the whole process group; the app decides when the
+    # worker ends (it closes the connection), so a stray interrupt must not look like a crash.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if authkey is None:
         authkey = bytes.fromhex(os.environ.pop(AUTHKEY_ENV, ""))
     conn = Client(address, authkey=authkey or None)
