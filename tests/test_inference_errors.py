@@ -159,3 +159,41 @@ def test_cuda_without_gpu_is_a_clear_error(spleen_bundle, small_volume):
         pytest.skip("a GPU is present")
     with pytest.raises(BundleError, match="no CUDA GPU"):
         segment_volume(small_volume, resolve_model(bundle=spleen_bundle), device="cuda")
+
+
+def test_gpu_out_of_memory_retries_on_cpu(spleen_bundle, small_volume, monkeypatch):
+    # No GPU here: pretend the device is CUDA and that the GPU attempt runs out of memory; the
+    # retry on the CPU is the real engine.
+    from ctseg_gui.core.errors import CtsegWarning
+    from ctseg_gui.inference import engine
+
+    real = engine._segment_bundle
+    tried = []
+
+    def fake(volume, ref, device, *rest):
+        tried.append(device.type)
+        if device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB")
+        return real(volume, ref, device, *rest)
+
+    monkeypatch.setattr(engine, "_segment_bundle", fake)
+    monkeypatch.setattr(engine, "resolve_device", lambda device: torch.device("cuda"))
+    stages = []
+    with pytest.warns(CtsegWarning, match="GPU ran out of memory; running on the CPU"):
+        labels = segment_volume(
+            small_volume,
+            resolve_model(bundle=spleen_bundle),
+            device="cuda",
+            progress=lambda s, f: stages.append(s),
+        )
+    assert tried == ["cuda", "cpu"]
+    assert "GPU out of memory: retrying on CPU" in stages
+    assert labels.array.shape == small_volume.array.shape
+
+
+def test_cli_default_model_is_ct_tissues(tmp_path, small_ct):
+    out = tmp_path / "tissues.nii.gz"
+    assert main(["segment", str(small_ct), "-o", str(out), "-q"]) == 0
+    labels = read_image(out)
+    assert labels.same_grid(read_image(small_ct))
+    assert len(np.unique(labels.array)) >= 4  # body tissues, not one class

@@ -110,6 +110,10 @@ def segment_volume(
     JobCancelled
         ``cancelled()`` returned True.
     """
+    if isinstance(model, str):  # a catalog or built-in id, for convenience
+        from ctseg_gui.inference.modelref import resolve_model
+
+        model = resolve_model(model)
     if model.builtin:
         from ctseg_gui.inference.ct_tissues import segment_ct_tissues
 
@@ -118,18 +122,30 @@ def segment_volume(
 
     target = resolve_device(device)
     try:
-        return _segment_bundle(volume, model, target, progress, cancelled, fast_path)
-    except torch.cuda.OutOfMemoryError:
-        if target.type != "cuda":
+        try:
+            return _segment_bundle(volume, model, target, progress, cancelled, fast_path)
+        except torch.cuda.OutOfMemoryError:
+            if target.type != "cuda":
+                raise
+            torch.cuda.empty_cache()
+            warnings.warn(
+                CtsegWarning(
+                    f"{model.name}: the GPU ran out of memory; running on the CPU instead"
+                ),
+                stacklevel=2,
+            )
+            if progress:
+                progress("GPU out of memory: retrying on CPU", 0.0)
+            target = torch.device("cpu")
+            return _segment_bundle(volume, model, target, progress, cancelled, fast_path)
+    except RuntimeError as error:
+        if "can't allocate memory" not in str(error) and "out of memory" not in str(error):
             raise
-        torch.cuda.empty_cache()
-        warnings.warn(
-            CtsegWarning(f"{model.name}: the GPU ran out of memory; running on the CPU instead"),
-            stacklevel=2,
-        )
-        if progress:
-            progress("GPU out of memory: retrying on CPU", 0.0)
-        return _segment_bundle(volume, model, torch.device("cpu"), progress, cancelled, fast_path)
+        raise BundleError(
+            f"{model.name}: not enough memory on the {target.type.upper()} for this CT"
+            + (" (try the lowres variant)" if model.variant == "highres" else ""),
+            model.bundle,
+        ) from error
 
 
 def _segment_bundle(volume, ref, device, progress, cancelled, fast_path) -> LabelMap:
@@ -346,7 +362,16 @@ def estimate_resources(volume: Volume, model: ModelRef, device: str = "auto") ->
         peak += classes * voxels * 4
     available = _available_bytes(target)
     per_window = _SECONDS_PER_WINDOW.get((str(model.bundle), str(target)))
+    fits = available is None or peak < available
+    advice = ""
+    if not fits:
+        advice = f"needs about {peak / 2**30:.1f} GiB, {available / 2**30:.1f} GiB free on {target}"
+        if model.variant == "highres":
+            advice += "; the lowres variant needs roughly 8x less"
+        if target.type == "cuda":
+            advice += "; the CPU may have more memory"
     return {
+        "advice": advice,
         "device": str(target),
         "network_shape": tuple(int(s) for s in shape),
         "windows": len(slices),
@@ -354,7 +379,7 @@ def estimate_resources(volume: Volume, model: ModelRef, device: str = "auto") ->
         "peak_bytes": int(peak),
         "seconds": None if per_window is None else per_window * len(slices),
         "available_bytes": available,
-        "fits": available is None or peak < available,
+        "fits": fits,
     }
 
 
