@@ -67,12 +67,12 @@ def time_viewer(volume, labels, steps: int) -> tuple[list[float], tuple[int, int
     window.resize(1600, 1000)
     window.show()
     app.processEvents()
-    window.document.set_image(volume)
+    window._on_loader_image_loaded(volume, "bench")  # as after a load: cursor centred, drawn
     window.document.set_labels(labels)
-    window._on_loader_image_loaded(volume, "bench")  # centre cursor, first render
     window.render_all()
     app.processEvents()
     axial = window.slice_views["axial"]
+    assert axial.scene.label_actor.GetVisibility(), "the overlay must be part of the redraw"
     axial.scroll(-steps // 2)
     axial.render_now()
     times = []

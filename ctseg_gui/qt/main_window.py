@@ -156,7 +156,7 @@ class QtMainWindow(QMainWindow):
         for view in self.slice_views.values():
             if view.isVisible():
                 view.render_now()
-        self.view3d.rebuild()
+        self.view3d.rebuild(background=False)
         if self.view3d.isVisible():
             self.view3d.render_now()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import vtkmodules.qt
 from PySide6.QtCore import QTimer, Signal
 
@@ -12,7 +14,11 @@ from vtkmodules.vtkInteractionWidgets import vtkOrientationMarkerWidget  # noqa:
 from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor  # noqa: E402
 
 from ctseg_gui.core.document import Document  # noqa: E402
-from ctseg_gui.render.scene3d import Scene3D  # noqa: E402
+from ctseg_gui.render.scene3d import Scene3D, build_surfaces, surface_input  # noqa: E402
+
+# Label maps up to this many voxels (after subsampling) get their surfaces on the GUI thread
+# (tens of milliseconds); bigger ones in a worker thread.
+_SYNC_VOXELS = 4_000_000
 
 
 class QtView3D(QVTKRenderWindowInteractor):
@@ -22,9 +28,13 @@ class QtView3D(QVTKRenderWindowInteractor):
     -------
     maximise_requested(str)
         Double click (``"3d"``).
+    surfaces_built()
+        Surfaces built in the background are on screen.
     """
 
     maximise_requested = Signal(str)
+    surfaces_built = Signal()
+    _built = Signal(int, object)
 
     def __init__(self, document: Document, parent=None) -> None:
         super().__init__(parent)
@@ -36,6 +46,8 @@ class QtView3D(QVTKRenderWindowInteractor):
         self._marker = _orientation_marker(self._Iren)
         self.volume_rendering = False
         self._dirty = False
+        self._request = 0
+        self._built.connect(self._on_built)
         # Surfaces cost tens of milliseconds to seconds: rebuild once edits pause.
         self._rebuild_timer = QTimer(self, singleShot=True, interval=300)
         self._rebuild_timer.timeout.connect(self.rebuild)
@@ -49,14 +61,40 @@ class QtView3D(QVTKRenderWindowInteractor):
         self._dirty = True
         self._rebuild_timer.start()
 
-    def rebuild(self) -> None:
-        """Rebuild the surfaces now (no-op when nothing changed)."""
+    def rebuild(self, background: bool = True) -> None:
+        """Rebuild the surfaces (no-op when nothing changed).
+
+        Big maps build in a worker thread unless ``background`` is false (screenshots).
+        """
         self._rebuild_timer.stop()
         if not self._dirty or not self.isVisible():
             return  # a hidden view rebuilds when it is shown again
         self._dirty = False
-        self.scene.set_labels(self.document.labels)
-        self.render_now()
+        labels = self.document.labels
+        if labels is None:
+            self.scene.set_surface(None)
+            self.render_now()
+            return
+        data = surface_input(labels)
+        self._request += 1  # whatever is still building is stale now
+        if data[0].size <= _SYNC_VOXELS or not background:
+            self.scene.set_surface(build_surfaces(data))
+            self.render_now()
+            return
+        # Big maps take a second or more: build in a thread so the window never freezes; a
+        # newer request makes this one stale and its result is dropped.
+        request = self._request
+        threading.Thread(target=self._build, args=(request, data), daemon=True).start()
+
+    def _build(self, request: int, data) -> None:
+        poly = build_surfaces(data)  # worker thread: no renderer is touched here
+        self._built.emit(request, poly)
+
+    def _on_built(self, request: int, poly) -> None:
+        if request == self._request:
+            self.scene.set_surface(poly)
+            self.render_now()
+            self.surfaces_built.emit()
 
     def render_now(self) -> None:
         """Redraw now (not while hidden: a closing window's GL surface may already be gone)."""

@@ -119,46 +119,15 @@ class Scene3D:
         camera.Zoom(1.3)
 
     def set_labels(self, labels: LabelMap | None) -> None:
-        """Rebuild the surfaces of the visible structures (``None`` clears them)."""
-        self.surface_cells = 0
-        if labels is None or self._image is None:
+        """Rebuild the surfaces of the visible structures now (``None`` clears them)."""
+        self.set_surface(build_surfaces(surface_input(labels)) if labels is not None else None)
+
+    def set_surface(self, poly) -> None:
+        """Show surfaces made by :func:`build_surfaces` (``None`` hides them)."""
+        self.surface_cells = poly.GetNumberOfCells() if poly is not None else 0
+        if not self.surface_cells or self._image is None:
             self.surface_actor.VisibilityOff()
             return
-        values = [e.value for e in labels.table if e.visible]
-        array, spacing = labels.array, labels.image.spacing
-        if array.size > _FULL_RES_VOXELS:
-            array = array[::2, ::2, ::2]
-            spacing = tuple(2 * s for s in spacing)
-        present = set(np.flatnonzero(np.bincount(array.ravel().astype(np.int64))).tolist())
-        values = [v for v in values if v in present]
-        if not values:
-            self.surface_actor.VisibilityOff()
-            return
-        nets = vtkSurfaceNets3D()
-        nets.SetInputData(_grid(array, spacing))
-        for index, value in enumerate(values):
-            nets.SetValue(index, value)
-        nets.SetBackgroundLabel(0)
-        nets.SetOutputMeshTypeToTriangles()
-        nets.SmoothingOn()
-        nets.SetNumberOfIterations(16)
-        nets.Update()
-        poly = nets.GetOutput()
-        self.surface_cells = poly.GetNumberOfCells()
-        if not self.surface_cells:
-            self.surface_actor.VisibilityOff()
-            return
-        pairs = vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
-        pairs = pairs.reshape(-1, 2)
-        # A face between a structure and background carries the structure's label either side.
-        label = np.where(pairs[:, 0] > 0, pairs[:, 0], pairs[:, 1])
-        lut = np.zeros((int(max(label.max(), max(values))) + 1, 3), np.uint8)
-        for entry in labels.table:
-            if entry.value < len(lut):
-                lut[entry.value] = entry.color
-        colours = numpy_to_vtk(lut[label], deep=1)
-        colours.SetName("colours")
-        poly.GetCellData().SetScalars(colours)
         mapper = self.surface_actor.GetMapper()
         mapper.SetInputData(poly)
         mapper.SetColorModeToDirectScalars()
@@ -205,3 +174,51 @@ class Scene3D:
             self._volume_actor.SetUserMatrix(_matrix(self._image))
             self.renderer.AddVolume(self._volume_actor)
         self._volume_actor.VisibilityOn()
+
+
+def surface_input(labels: LabelMap) -> tuple[np.ndarray, tuple, dict[int, tuple]]:
+    """A private copy of what :func:`build_surfaces` needs (safe to hand to another thread).
+
+    Maps above ``_FULL_RES_VOXELS`` are taken at every second voxel.
+    """
+    array, spacing = labels.array, tuple(labels.image.spacing)
+    if array.size > _FULL_RES_VOXELS:
+        array, spacing = array[::2, ::2, ::2], tuple(2 * s for s in spacing)
+    colours = {e.value: tuple(e.color) for e in labels.table if e.visible}
+    return np.array(array, copy=True), spacing, colours
+
+
+def build_surfaces(data: tuple[np.ndarray, tuple, dict[int, tuple]]):
+    """Smooth surfaces of the visible labels, coloured per cell; ``None`` when there are none.
+
+    Touches no renderer, so it may run in a worker thread; the GUI thread shows the result.
+    """
+    array, spacing, colours = data
+    present = set(np.flatnonzero(np.bincount(array.ravel().astype(np.int64))).tolist())
+    values = [v for v in colours if v in present]
+    if not values:
+        return None
+    nets = vtkSurfaceNets3D()
+    nets.SetInputData(_grid(array, spacing))
+    for index, value in enumerate(values):
+        nets.SetValue(index, value)
+    nets.SetBackgroundLabel(0)
+    nets.SetOutputMeshTypeToTriangles()
+    nets.SmoothingOn()
+    nets.SetNumberOfIterations(16)
+    nets.Update()
+    poly = nets.GetOutput()
+    if not poly.GetNumberOfCells():
+        return None
+    pairs = vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
+    pairs = pairs.reshape(-1, 2)
+    # A face between a structure and background carries the structure's label either side.
+    label = np.where(pairs[:, 0] > 0, pairs[:, 0], pairs[:, 1])
+    lut = np.zeros((int(max(label.max(), max(values))) + 1, 3), np.uint8)
+    for value, colour in colours.items():
+        if value < len(lut):
+            lut[value] = colour
+    scalars = numpy_to_vtk(lut[label], deep=1)
+    scalars.SetName("colours")
+    poly.GetCellData().SetScalars(scalars)
+    return poly
