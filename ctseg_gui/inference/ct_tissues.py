@@ -130,26 +130,36 @@ def segment_ct_tissues(
     step("finding the body", 0.1)
     steps = tuple(max(1, round(BODY_GRID_MM / s)) for s in reversed(volume.spacing))
     body = _body_components(code >= 1, axial, steps, ndimage)
+    labels = np.zeros(code.shape, dtype=np.uint8)
+    box = _bounding_box(body)
+    if box is None:
+        step("done", 1.0)
+        return LabelMap(labels, volume, label_table())
+    # Everything after this happens inside the body's box: half the voxels of a typical field of
+    # view, and nothing outside it can be body.
+    body = np.ascontiguousarray(body[box])
+    code = np.ascontiguousarray(code[box])
     step("filling the body", 0.4)
     _fill_holes_per_slice(body, axial, ndimage)
 
     step("air, fat and soft tissue", 0.55)
-    labels = _CODE_TO_LABEL[code]
-    labels *= body
+    inside = _CODE_TO_LABEL[code]
+    inside *= body
 
     step("bone", 0.65)
     thick = _thick_enhanced(code, axial, steps, volume.spacing, ndimage)
     bone = _bone_mask(code, body & ~thick, max(1, round(MIN_BONE_ML / voxel_ml)), ndimage)
     del thick
     step("bone marrow", 0.85)
-    box = _bounding_box(bone)
-    if box is not None:
-        enclosed = bone[box].copy()
+    bone_box = _bounding_box(bone)
+    if bone_box is not None:
+        enclosed = bone[bone_box].copy()
         _fill_holes_per_slice(enclosed, axial, ndimage)
         # Marrow inside the cortex is often below the bone range; the HU floor keeps the spinal
         # canal (CSF, cord), which the vertebral arch also encloses, out of the bone.
-        bone[box] |= enclosed & (code[box] >= _CODE_MARROW)
-    labels[bone] = BONE
+        bone[bone_box] |= enclosed & (code[bone_box] >= _CODE_MARROW)
+    inside[bone] = BONE
+    labels[box] = inside
     step("done", 1.0)
     return LabelMap(labels, volume, label_table())
 
