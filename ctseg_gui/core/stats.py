@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ctseg_gui.core.labels import LabelMap
+from ctseg_gui.core.labels import LabelMap, label_counts
 
 STAT_COLUMNS = ("value", "name", "voxels", "volume_ml", "mean_hu", "std_hu")
 
@@ -30,19 +30,23 @@ class StructureStats:
 def structure_statistics(labels: LabelMap) -> list[StructureStats]:
     """Statistics of every non-zero label present, in ascending value order.
 
-    One pass of ``bincount`` for counts and sums and a second for squared deviations, so a
-    512 x 512 x 400 map with 104 structures costs a few array passes, not one per structure. The
+    Chunked ``bincount`` passes for counts and sums and a second pass for squared deviations,
+    so a 512 x 512 x 400 map with 104 structures costs a few array passes, not one per
+    structure, and no full-volume temporaries. The
     standard deviation is the population one (``ddof=0``), as numpy's default.
     """
-    values = labels.array.ravel().astype(np.intp, copy=False)
-    hu = labels.image.array.ravel().astype(np.float64, copy=False)
-    counts = np.bincount(values)
-    sums = np.bincount(values, weights=hu, minlength=counts.size)
+    hu = labels.image.array
+    counts = label_counts(labels.array)
+    sums = label_counts(labels.array, weights=hu)
     present = np.flatnonzero(counts)
     present = present[present > 0]
     means = np.zeros(counts.size)
     means[present] = sums[present] / counts[present]
-    squares = np.bincount(values, weights=(hu - means[values]) ** 2, minlength=counts.size)
+    squares = np.zeros(counts.size)
+    for k in range(labels.array.shape[0]):  # slice by slice: no full-volume float temporaries
+        deviation = (hu[k] - means[labels.array[k]]) ** 2
+        part = np.bincount(labels.array[k].ravel().astype(np.intp), weights=deviation.ravel())
+        squares[: part.size] += part
     voxel_ml = float(np.prod(labels.image.spacing)) / 1000.0
     rows = []
     for value in present:
