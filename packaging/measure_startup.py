@@ -10,7 +10,9 @@ just before the process was started. A private Xvfb server is started unless ``-
 ``posix_fadvise(DONTNEED)`` (the frozen folder; for the source install the virtual environment and
 the interpreter's standard library), which needs no root and reads like a first start after boot
 for those files. System libraries (libGL, libc) stay cached either way. "Warm" launches follow
-directly. The two variants alternate so that machine load hits both alike.
+directly. The two variants alternate so that machine load hits both alike. Besides wall time, the
+CPU time the app had used by its first paint is reported: on a shared machine it is the steadier
+number.
 """
 
 from __future__ import annotations
@@ -68,8 +70,18 @@ def start_xvfb() -> tuple[subprocess.Popen, str]:
     return proc, f":{number}"
 
 
-def launch(command: list[str], display: str) -> float:
-    """Start ``command``, wait for its first-paint report, stop it; returns seconds to first paint."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def launch(command: list[str], display: str) -> tuple[float, float]:
+    """Start ``command``, wait for its first paint, stop it.
+
+    Returns the wall-clock seconds to first paint and the CPU seconds the process had used by
+    then. On a shared machine the wall time carries other users' load; the CPU time does not.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "first_paint"
         env = dict(os.environ, DISPLAY=display, CTSEG_REPORT_FIRST_PAINT=str(report))
@@ -88,7 +100,8 @@ def launch(command: list[str], display: str) -> float:
                 if time.time() - start > TIMEOUT_S:
                     raise RuntimeError(f"{command[0]} did not paint within {TIMEOUT_S:.0f} s")
                 time.sleep(0.01)
-            return float(report.read_text()) - start
+            cpu = cpu_seconds(proc.pid)
+            return float(report.read_text()) - start, cpu
         finally:
             proc.terminate()
             try:
@@ -125,30 +138,35 @@ def main(argv: list[str] | None = None) -> int:
         print("measure_startup: neither dist/ctseg-gui nor .venv exists", file=sys.stderr)
         return 1
     xvfb, display = (None, args.display) if args.display else start_xvfb()
-    results: dict[str, dict[str, list[float]]] = {n: {"cold": [], "warm": []} for n in chosen}
+    kinds = ("cold", "warm", "cold_cpu", "warm_cpu")
+    results: dict[str, dict[str, list[float]]] = {n: {k: [] for k in kinds} for n in chosen}
     try:
         for command, _folders in chosen.values():
             launch(command, display)  # untimed: first-ever run builds font and shader caches
         for _ in range(args.runs):
             for name, (command, folders) in chosen.items():
                 evict(folders)
-                results[name]["cold"].append(launch(command, display))
-                results[name]["warm"].append(launch(command, display))
+                for kind in ("cold", "warm"):
+                    wall, cpu = launch(command, display)
+                    results[name][kind].append(wall)
+                    results[name][f"{kind}_cpu"].append(cpu)
     finally:
         if xvfb is not None:
             xvfb.terminate()
             xvfb.wait()
 
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"start-up to first paint, {args.runs} runs each, image {Path(image).name}")
-    print(f"{'variant':8} {'kind':5} {'median s':>9}  runs")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load}")
+    print(f"{'variant':8} {'kind':8} {'median s':>9}  runs")
     summary = {}
     for name, kinds in results.items():
         for kind, values in kinds.items():
             median = statistics.median(values)
             summary[f"{name}_{kind}_median_s"] = round(median, 3)
-            print(f"{name:8} {kind:5} {median:9.2f}  {' '.join(f'{v:.2f}' for v in values)}")
+            print(f"{name:8} {kind:8} {median:9.2f}  {' '.join(f'{v:.2f}' for v in values)}")
     if "frozen" in results and "source" in results:
-        for kind in ("cold", "warm"):
+        for kind in kinds:
             ratio = summary[f"frozen_{kind}_median_s"] / summary[f"source_{kind}_median_s"]
             summary[f"frozen_over_source_{kind}"] = round(ratio, 3)
             print(f"frozen/source ({kind}): {ratio:.2f}")
