@@ -23,21 +23,42 @@ import numpy as np
 from ctseg_gui.core.errors import CtsegError
 from ctseg_gui.core.history import Region
 from ctseg_gui.core.volume import Volume
+from ctseg_gui.interactive._model_grid import ModelGrid
 from ctseg_gui.interactive.clicks import Click
 
 
 @dataclass(frozen=True)
 class DeepgrowConfig:
-    """Input conventions of a Deepgrow/DeepEdit network (Deepgrow 3D defaults)."""
+    """Input conventions of a Deepgrow/DeepEdit network (Deepgrow 3D defaults).
+
+    ``mode="deepgrow"``: crop around the clicks (``SpatialCropGuidanced``), positive and negative
+    guidance channels, one sigmoid output. ``mode="deepedit"``: the whole image resized to
+    ``roi_size``, one guidance channel per label in ``label_order`` ("positive" = the structure,
+    "negative" = background), class outputs (softmax, argmax, ``label_channel`` = the structure).
+    """
 
     spatial_dims: int = 3
     roi_size: tuple[int, ...] = (128, 192, 192)
     margin: int = 20
-    subtrahend: float = 208.0
-    divisor: float = 388.0
+    intensity: tuple = ("normalize", 208.0, 388.0)
+    """``("normalize", subtrahend, divisor)`` or ``("scale", a_min, a_max, b_min, b_max, clip)``."""
     sigma: float = 2.0
-    deepedit: bool = False
-    """Outputs are class channels (argmax, channel 1 = the structure) instead of one sigmoid."""
+    mode: str = "deepgrow"
+    label_order: tuple[str, ...] = ("positive", "negative")
+    label_channel: int = 1
+    ras: bool = False
+    """Reorient to RAS first (``Orientationd(axcodes="RAS")`` of the bundle)."""
+    pixdim: tuple[float, ...] | None = None
+    """Resample to this spacing (mm) first (``Spacingd`` of the bundle)."""
+
+    def normalise(self, array: np.ndarray) -> np.ndarray:
+        """The bundle's intensity transform."""
+        kind, *args = self.intensity
+        if kind == "normalize":
+            return (array - args[0]) / args[1]
+        a_min, a_max, b_min, b_max, clip = args
+        out = (array - a_min) / (a_max - a_min) * (b_max - b_min) + b_min
+        return np.clip(out, b_min, b_max) if clip else out
 
 
 def crop_box(points: np.ndarray, shape: tuple[int, ...], roi: tuple[int, ...], margin: int):
@@ -120,6 +141,15 @@ class DeepgrowRefiner:
         self.image = image
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
+        self._grid: ModelGrid | None = None
+        self._model_array: np.ndarray | None = None
+
+    def model_input(self) -> tuple[ModelGrid, np.ndarray]:
+        """The image on the model's grid (reoriented/resampled once, then kept)."""
+        if self._grid is None:
+            self._grid = ModelGrid(self.image, self.config.ras, self.config.pixdim)
+            self._model_array = self._grid.model_array()
+        return self._grid, self._model_array
 
     def refine(self, mask: np.ndarray, clicks: list[Click]) -> tuple[Region, np.ndarray]:
         """Mask after the last click; the network's answer replaces the mask inside its crop."""
@@ -131,8 +161,12 @@ class DeepgrowRefiner:
             lo, hi, values = self.predict(plane, on_slice, lambda c: c.kji[1:])
             region = (slice(k, k + 1), slice(lo[0], hi[0]), slice(lo[1], hi[1]))
             return region, values[None]
-        lo, hi, values = self.predict(self.image.array.astype(np.float32), clicks, lambda c: c.kji)
-        return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True)), values  # type: ignore[return-value]
+        grid, array = self.model_input()
+        if cfg.mode == "deepedit":
+            lo, hi, values = self.predict_deepedit(array, clicks, lambda c: grid.to_model(c.kji))
+        else:
+            lo, hi, values = self.predict(array, clicks, lambda c: grid.to_model(c.kji))
+        return grid.back(lo, hi, values)
 
     def predict(self, array: np.ndarray, clicks: list[Click], coords):
         """Crop, resize, normalise, add guidance, run the network, and map the mask back."""
@@ -147,7 +181,7 @@ class DeepgrowRefiner:
         factor = np.divide(cfg.roi_size, crop.shape)
         tensor = torch.from_numpy(np.ascontiguousarray(crop))[None, None]
         resized = F.interpolate(tensor, size=tuple(cfg.roi_size), mode="area")[0, 0].numpy()
-        resized = (resized - cfg.subtrahend) / cfg.divisor
+        resized = cfg.normalise(resized).astype(np.float32)
 
         def scale(points):
             return (
@@ -161,12 +195,36 @@ class DeepgrowRefiner:
         inputs = np.concatenate([resized[None], signal])[None]
         with torch.no_grad():
             logits = self.network(torch.from_numpy(inputs).to(self.device))
-        if cfg.deepedit:
-            out = (torch.argmax(logits, dim=1, keepdim=True) == 1).float()
-        else:
-            out = (torch.sigmoid(logits[:, :1]) >= 0.5).float()
+        out = (torch.sigmoid(logits[:, :1]) >= 0.5).float()
         back = F.interpolate(out.cpu(), size=crop.shape, mode="nearest")[0, 0].numpy() > 0.5
         return lo, hi, back
+
+    def predict_deepedit(self, array: np.ndarray, clicks: list[Click], coords):
+        """DeepEdit: intensity scaling, whole image resized, one guidance channel per label."""
+        import torch
+        import torch.nn.functional as F
+
+        cfg = self.config
+        scaled = cfg.normalise(array).astype(np.float32)  # the bundle scales before resizing
+        tensor = torch.from_numpy(np.ascontiguousarray(scaled))[None, None]
+        resized = F.interpolate(tensor, size=tuple(cfg.roi_size), mode="area")[0, 0].numpy()
+        factor = np.divide(cfg.roi_size, array.shape)
+        points = {
+            "positive": [list(coords(c)) for c in clicks if c.positive],
+            "negative": [list(coords(c)) for c in clicks if not c.positive],
+        }
+        groups = [
+            np.multiply(points[name], factor).astype(int).tolist() if points[name] else []
+            for name in cfg.label_order
+        ]
+        signal = guidance_signal(resized.shape, groups, cfg.sigma)
+        inputs = np.concatenate([resized[None], signal])[None]
+        with torch.no_grad():
+            logits = self.network(torch.from_numpy(inputs).to(self.device))
+        probabilities = torch.softmax(logits.float(), dim=1).cpu()
+        back = F.interpolate(probabilities, size=array.shape, mode="area")[0]
+        mask = (torch.argmax(back, dim=0) == cfg.label_channel).numpy()
+        return np.zeros(3, int), np.asarray(array.shape), mask
 
 
 def build_test_deepgrow_network(spatial_dims: int = 3, seed: int = 0, deepedit: bool = False):
@@ -186,9 +244,11 @@ def build_test_deepgrow_network(spatial_dims: int = 3, seed: int = 0, deepedit: 
 def load_interactive_bundle(bundle: str | Path):
     """Network and :class:`DeepgrowConfig` of a Deepgrow/DeepEdit bundle folder.
 
-    Reads ``configs/inference.json`` (``network_def``; optional ``spatial_size``,
-    ``deepgrow_spatial_dims``, ``intensity_subtrahend``/``intensity_divisor``, ``deepedit``) and
-    the weights in ``models/model.pt``.
+    Reads ``configs/inference.json``: ``network_def``, and the conventions from its transforms
+    (``SpatialCropGuidanced`` means Deepgrow, ``*DeepEditd`` or ``label_names`` DeepEdit;
+    ``Orientationd``, ``Spacingd``, ``NormalizeIntensityd`` / ``ScaleIntensityRanged``,
+    ``Resized``), or from plain keys ``spatial_size`` / ``deepgrow_spatial_dims``; weights from
+    ``models/model.pt``.
     """
     import torch
     from monai.bundle import ConfigParser
@@ -206,21 +266,71 @@ def load_interactive_bundle(bundle: str | Path):
         network = parser.get_parsed_content("network_def")
         state = torch.load(weights, map_location="cpu", weights_only=True)
         network.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+        config = _conventions(parser.config, network)
     except CtsegError:
         raise
     except Exception as error:  # noqa: BLE001 - any parse/load failure is a damaged bundle
         raise CtsegError(f"cannot load the interactive bundle: {error}", root) from error
-    raw = parser.get
-    dims = int(raw("deepgrow_spatial_dims", 3))
-    roi = tuple(int(x) for x in raw("spatial_size", [128, 192, 192] if dims == 3 else [256, 256]))
-    config = DeepgrowConfig(
-        spatial_dims=dims,
-        roi_size=roi,
-        subtrahend=float(raw("intensity_subtrahend", 208.0)),
-        divisor=float(raw("intensity_divisor", 388.0)),
-        deepedit=bool(raw("deepedit", False)),
-    )
     return network.eval(), config
+
+
+def _conventions(raw: dict, network) -> DeepgrowConfig:
+    """Read the input conventions from a bundle's raw config (see load_interactive_bundle)."""
+
+    def resolve(value):
+        if isinstance(value, str) and value.startswith("@"):
+            return raw.get(value[1:])
+        return value
+
+    transforms: dict[str, dict] = {}
+
+    def walk(item) -> None:
+        if isinstance(item, dict):
+            target = str(item.get("_target_", "")).split(".")[-1]
+            if target:
+                transforms.setdefault(target, item)
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value)
+
+    walk(raw)
+    dims = int(resolve(raw.get("network_def", {}).get("spatial_dims", 3)) or 3)
+    dims = int(raw.get("deepgrow_spatial_dims", dims))
+    labels = resolve(raw.get("label_names"))
+    deepedit = bool(labels) or any(name.endswith("DeepEditd") for name in transforms)
+    kwargs: dict[str, Any] = {"spatial_dims": dims, "mode": "deepedit" if deepedit else "deepgrow"}
+    size = raw.get("spatial_size")
+    for name in ("SpatialCropGuidanced", "Resized"):
+        if name in transforms and size is None:
+            size = resolve(transforms[name].get("spatial_size"))
+    if size is not None:
+        kwargs["roi_size"] = tuple(int(x) for x in resolve(size))
+    if "NormalizeIntensityd" in transforms:
+        t = transforms["NormalizeIntensityd"]
+        kwargs["intensity"] = ("normalize", float(t["subtrahend"]), float(t["divisor"]))
+    elif "ScaleIntensityRanged" in transforms:
+        t = transforms["ScaleIntensityRanged"]
+        kwargs["intensity"] = (
+            "scale",
+            *(float(t[k]) for k in ("a_min", "a_max", "b_min", "b_max")),
+            bool(t.get("clip", False)),
+        )
+    if str(transforms.get("Orientationd", {}).get("axcodes", "")).upper() == "RAS":
+        kwargs["ras"] = True
+    if "Spacingd" in transforms:
+        kwargs["pixdim"] = tuple(float(x) for x in resolve(transforms["Spacingd"]["pixdim"]))
+    signal = transforms.get("AddGuidanceSignalDeepEditd" if deepedit else "AddGuidanceSignald", {})
+    kwargs["sigma"] = float(signal.get("sigma", 3.0 if deepedit else 2.0))
+    if deepedit:
+        names = dict(labels or {"structure": 1, "background": 0})
+        structure = next(name for name in names if name != "background")
+        kwargs["label_order"] = tuple(
+            "negative" if name == "background" else "positive" for name in names
+        )
+        kwargs["label_channel"] = int(names[structure])
+    return DeepgrowConfig(**kwargs)
 
 
 _WARM: dict[tuple[str, int], DeepgrowRefiner] = {}
