@@ -113,6 +113,7 @@ class QtSliceView(QVTKRenderWindowInteractor):
         if not self.isVisible():
             return
         self._sync_camera()
+        self.scene.compose()
         self.GetRenderWindow().Render()
         self.render_count += 1
 

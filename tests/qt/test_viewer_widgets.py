@@ -82,8 +82,7 @@ def test_presets_and_numeric_window(qtbot, viewer, open_and_wait, small_ct):
     axial = viewer.slice_views["axial"]
     viewer.preset_box.textActivated.emit("Lung")
     assert viewer.state.window == WINDOW_PRESETS["Lung"]
-    assert axial.scene.image_actor.GetProperty().GetColorWindow() == 1500
-    assert axial.scene.image_actor.GetProperty().GetColorLevel() == -600
+    assert axial.scene._window == (1500, -600)
     assert viewer.width_box.value() == 1500 and viewer.level_box.value() == -600
     viewer.width_box.setValue(250)
     assert viewer.state.window == (250.0, -600.0)
@@ -140,7 +139,7 @@ def test_label_visibility_from_panel(qtbot, viewer, open_and_wait, abdomen_ct, r
     viewer.label_panel.show_all.click()
     assert labels.table[1].visible and spleen_pixels() > 20
     viewer.state.labels_visible = False
-    assert not axial.scene.label_actor.GetVisibility()
+    assert axial.scene._label_rgba is None
 
 
 def test_double_click_maximises_and_restores(qtbot, viewer, open_and_wait, small_ct):
