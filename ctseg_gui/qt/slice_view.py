@@ -69,6 +69,7 @@ class QtSliceView(QVTKRenderWindowInteractor):
         self._lut = np.zeros((1, 4), np.uint8)
         self._drag: tuple[str, float, float, object] | None = None
         self._tool = None
+        self._camera_key = None
         self.render_count = 0
         self._render_timer = QTimer(self, singleShot=True, interval=0)
         self._render_timer.timeout.connect(self.render_now)
@@ -157,6 +158,7 @@ class QtSliceView(QVTKRenderWindowInteractor):
     # ---- document and state ------------------------------------------------------------------
     def _on_document_image_loaded(self, volume) -> None:
         self.geometry = SliceGeometry(volume, self.view)
+        self._camera_key = None
         self._slice_number = None
         self._update_slice(force=True)
         self.request_render()
@@ -257,6 +259,7 @@ class QtSliceView(QVTKRenderWindowInteractor):
     def _sync_camera(self) -> None:
         size = (self.width(), self.height())
         if self.geometry is None:
+            self._camera_key = None
             self.scene.set_camera((0, 0), 100, size)
             return
         low, high = self.geometry.bounds
@@ -266,7 +269,11 @@ class QtSliceView(QVTKRenderWindowInteractor):
         fit = max(extent_v / 2.0, extent_u / 2.0 * size[1] / max(1, size[0])) * 1.04
         camera = self.state.camera(self.view)
         center = ((low[0] + high[0]) / 2 + camera.pan[0], (low[1] + high[1]) / 2 + camera.pan[1])
-        self.scene.set_camera(center, fit / camera.zoom, size)
+        key = (center, fit / camera.zoom, size)
+        if key == self._camera_key:
+            return  # scrolling: nothing about the camera changed
+        self._camera_key = key
+        self.scene.set_camera(*key)
         u, v, _ = self.geometry.to_plane(self.state.cursor)
         self.scene.set_cursor(u, v)  # the crosshair gap depends on the zoom
         self._update_text()
