@@ -106,12 +106,12 @@ class RegionGrowRefiner:
         return tuple(slice(0, n) for n in mask.shape), grown
 
 
-def deep_latency(image, clicks: int = 5) -> list[float]:
+def deep_latency(image, roi=(128, 128, 128), clicks: int = 5) -> list[float]:
     """Per-click CPU latency of the Deepgrow-format 3D path on a fixed-seed network."""
     from ctseg_gui.interactive.deep import DeepgrowRefiner, build_test_deepgrow_network
 
     network = build_test_deepgrow_network(spatial_dims=3, seed=0)
-    refiner = DeepgrowRefiner(image, network, roi_size=(128, 128, 128), spatial_dims=3)
+    refiner = DeepgrowRefiner(image, network, roi_size=roi, spatial_dims=3)
     mask = np.zeros(image.array.shape, bool)
     times = []
     k, j, i = (n // 2 for n in image.array.shape)
@@ -172,11 +172,16 @@ def main() -> None:
             f"median latency {latency:.1f} ms{ratio}"
         )
     if args.deep:
-        times = deep_latency(image)
-        print(
-            f"deepgrow-3d CPU per-click latency (128^3 ROI): median {np.median(times):.0f} ms, "
-            f"all {[round(t) for t in times]}"
-        )
+        import torch
+
+        for size in (64, 96, 128):
+            times = deep_latency(image, (size, size, size))
+            print(
+                f"deepgrow-3d CPU per-click latency ({size}^3 ROI, BasicUNet 8-64 features, "
+                f"{torch.get_num_threads()} threads): median {np.median(times):.0f} ms, "
+                f"all {[round(t) for t in times]}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
