@@ -28,7 +28,6 @@ from ctseg_gui.core.document import Document
 from ctseg_gui.core.viewer_state import VIEW_NAMES, ViewerState
 from ctseg_gui.qt import recent
 from ctseg_gui.qt.click_tool import QtClickTool
-from ctseg_gui.qt.edit_tools import QtAutosave
 from ctseg_gui.qt.label_panel import QtLabelPanel
 from ctseg_gui.qt.loader import QtLoader
 from ctseg_gui.qt.measure_tools import (
@@ -96,7 +95,7 @@ class QtMainWindow(QMainWindow):
             ),
         }
         # Autosave (a minute after edits) only for a user's window, never for headless/test ones.
-        self.autosave = QtAutosave(self.document) if interactive else None
+        self.autosave = None  # made after the first image (its import pulls in scipy)
         self.tool_actions = QActionGroup(self)
         build_toolbar(self)
         build_menus(self)
@@ -222,10 +221,15 @@ class QtMainWindow(QMainWindow):
         if self.model_panel is not None and hasattr(self.model_panel, "set_volume"):
             # After the first draw: the panel may start the compute worker (torch) now.
             QTimer.singleShot(0, lambda: self.model_panel.set_volume(self.document.image))
-        if self.interactive and not self._pending_labels:
-            recovered = QtAutosave.offer_recovery(self, volume)  # after a crash
-            if recovered is not None:
-                self.document.set_labels(recovered)
+        if self.interactive:
+            from ctseg_gui.qt.edit_tools import QtAutosave
+
+            if self.autosave is None:
+                self.autosave = QtAutosave(self.document)
+            if not self._pending_labels:
+                recovered = QtAutosave.offer_recovery(self, volume)  # after a crash
+                if recovered is not None:
+                    self.document.set_labels(recovered)
         if self._pending_labels:
             labels, self._pending_labels = self._pending_labels, None
             self.loader.open_labels(labels, volume)
