@@ -31,9 +31,11 @@ SHORTCUTS = (
     ("N", "Navigate tool (crosshair)"),
     ("M", "Distance ruler tool"),
     ("E / C", "Rectangle / circle HU statistics tool"),
+    ("K", "Click refinement tool: left click adds, right or Shift click removes"),
     ("Esc", "Clear rulers and ROIs"),
     ("F5 / F6 / F7", "Layouts: 2x2, 1 large + 3 small, single view"),
     ("T", "Show or hide the label overlay"),
+    ("X", "Show or hide the crosshair"),
     ("F1", "This help"),
 )
 

@@ -126,6 +126,21 @@ class QtSliceView(QVTKRenderWindowInteractor):
         number = self.geometry.slice_number(w) + int(steps)
         self.state.cursor = self.geometry.to_world((u, v, self.geometry.slice_w(number)))
 
+    def zoom_at(self, x: float, y: float, factor: float) -> None:
+        """Zoom by ``factor`` keeping the point under widget pixel ``(x, y)`` where it is."""
+        if self.geometry is None:
+            return
+        self._sync_camera()
+        camera = self.state.camera(self.view)
+        u, v = self.scene.display_to_plane(x, y)
+        zoom = min(50.0, max(0.1, camera.zoom * factor))
+        ratio = camera.zoom / zoom  # new mm per pixel / old mm per pixel
+        center = self.scene.display_to_plane(self.width() / 2.0, self.height() / 2.0)
+        # The new centre sits so that (u, v) stays under the mouse.
+        shift = ((center[0] - u) * ratio + u - center[0], (center[1] - v) * ratio + v - center[1])
+        pan = (camera.pan[0] + shift[0], camera.pan[1] + shift[1])
+        self.state.set_camera(self.view, zoom=zoom, pan=pan)
+
     def event_at(self, x: float, y: float, event=None) -> ViewEvent | None:
         """The view coordinates of widget pixel ``(x, y)``; ``None`` without an image."""
         if self.geometry is None:
@@ -342,8 +357,7 @@ class QtSliceView(QVTKRenderWindowInteractor):
         if not steps:
             return
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            zoom = self.state.camera(self.view).zoom
-            self.state.set_camera(self.view, zoom=zoom * 1.15**steps)
+            self.zoom_at(event.position().x(), event.position().y(), 1.15**steps)
         else:
             self.scroll(int(np.sign(steps) * max(1, round(abs(steps)))))
 

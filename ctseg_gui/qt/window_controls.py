@@ -142,6 +142,11 @@ def build_menus(window) -> None:
     overlay.setChecked(True)
     overlay.toggled.connect(lambda on: setattr(window.state, "labels_visible", on))
     view.addAction(overlay)
+    cross = _action(window, "Crosshair", lambda: None, "X")
+    cross.setCheckable(True)
+    cross.setChecked(True)
+    cross.toggled.connect(lambda on: _show_crosshair(window, on))
+    view.addAction(cross)
     smooth = QAction("Smooth CT pixels", window, checkable=True, checked=True)
     smooth.toggled.connect(lambda on: setattr(window.state, "interpolate", on))
     view.addAction(smooth)
@@ -184,3 +189,9 @@ def _wholebody(window) -> None:
     from ctseg_gui.resources import resource_path
 
     window.document.apply_table(wholebody_table(resource_path()))
+
+
+def _show_crosshair(window, on: bool) -> None:
+    for view in window.slice_views.values():
+        view.scene.show_crosshair(on)
+        view.request_render()

@@ -169,6 +169,12 @@ def test_zoom_pan_and_reset(qtbot, viewer, open_and_wait, small_ct):
     viewer.reset_action.trigger()
     axial.render_now()
     assert axial.scene.mm_per_pixel == pytest.approx(before)
+    # Ctrl + wheel zooms towards the mouse: the point under it stays under it.
+    under = axial.scene.display_to_plane(150, 120)
+    axial.zoom_at(150, 120, 2.0)
+    axial.render_now()
+    assert axial.scene.mm_per_pixel == pytest.approx(before / 2)
+    assert axial.scene.display_to_plane(150, 120) == pytest.approx(under)
 
 
 def test_roi_statistics_and_ruler(qtbot, viewer, open_and_wait, small_ct):
