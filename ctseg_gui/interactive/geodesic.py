@@ -62,6 +62,12 @@ class GeodesicParams:
     """When > 0, a click next to the existing mask reaches only this many times its distance from
     the mask edge (a click in a thin missed rim fixes the rim and does not leak)."""
     min_reach_mm: float = 6.0
+    local_reach_negative: float = 3.0
+    """``local_reach`` for a negative click in a thin false rim (closer than ``thin_mm`` to the
+    mask's outside); one deeper inside a false blob uses ``local_reach``."""
+    thin_mm: float = 8.0
+    negative_model: bool = False
+    """Negative clicks spread with an intensity model of the clicked (false) tissue."""
     histogram_model: bool = True
     """Use a kernel density of the tissue's intensities (multi-modal tissue such as bone or bowel)
     instead of one robust Gaussian."""
@@ -118,7 +124,13 @@ class GeodesicRefiner:
             other = self._distance(speed, negatives, reach)
             change = self._component((near < reach) & (near < other), seed)
         else:
-            near = self._distance(speed, [seed], reach)
+            removal = speed
+            if self.params.negative_model:
+                # The removal front travels through tissue like the clicked (false) tissue, so a
+                # click in a false rim around an organ does not eat into the organ.
+                local = self._tissue_model(smooth, np.zeros_like(work_mask), [seed])
+                removal = self._speed(work_img, smooth, *local)
+            near = self._distance(removal, [seed], reach)
             other = self._distance(speed, positives, reach)
             change = self._component(work_mask & (near < reach) & (near < other), seed)
         full = self._upsample(change, mask_roi.shape)
@@ -138,7 +150,9 @@ class GeodesicRefiner:
             return p.reach_mm
         depth = ndi.distance_transform_edt(~local, sampling=self.work_spacing)
         at = tuple(x - b.start for x, b in zip(seed, box, strict=True))
-        return float(min(p.reach_mm, max(p.min_reach_mm, p.local_reach * depth[at])))
+        thin = depth[at] < p.thin_mm  # a rim, not a blob: stay close to the click
+        factor = p.local_reach if positive or not thin else p.local_reach_negative
+        return float(min(p.reach_mm, max(p.min_reach_mm, factor * depth[at])))
 
     # ---- steps -----------------------------------------------------------------------------
     def _region(self, kji: tuple[int, int, int]) -> Region:
