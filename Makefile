@@ -36,7 +36,7 @@ format: $(STAMP)
 bench: sysdeps-test $(STAMP)
 	for b in benchmarks/bench_*.py; do $(XVFB) $(BIN)/python $$b || exit 1; done
 
-# One-folder frozen app in dist/ctseg-gui plus a .tar.xz of it; reused when nothing changed.
+# One-folder frozen app in dist/ctseg-gui plus a .tar.zst of it; reused when nothing changed.
 package: $(STAMP)
 	$(BIN)/python -c "import PyInstaller" 2>/dev/null || $(PIP_INSTALL) -e ".[test,package]"
 	$(BIN)/python packaging/build.py
