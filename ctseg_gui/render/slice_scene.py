@@ -157,14 +157,19 @@ class SliceScene:
         if rgba is None:
             pixels = grey
         else:
-            # Integer blend of every pixel: cheaper than masked fancy indexing of the labelled ones.
-            alpha = rgba[..., 3:4].astype(np.uint16)
-            blend = np.repeat(grey.astype(np.uint16)[..., None], 3, axis=2)
+            pixels = np.repeat(grey[..., None], 3, axis=2)
+            # Blend only the bounding box of the labelled pixels, every pixel of it in integers
+            # (cheaper than masked fancy indexing of just the labelled ones).
+            shown = rgba[..., 3] > 0
+            rows, cols = np.flatnonzero(shown.any(1)), np.flatnonzero(shown.any(0))
+            box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            alpha = rgba[box][..., 3:4].astype(np.uint16)
+            blend = pixels[box].astype(np.uint16)
             blend *= 255 - alpha
-            blend += rgba[..., :3] * alpha
+            blend += rgba[box][..., :3] * alpha
             blend += 127
             blend //= 255
-            pixels = blend.astype(np.uint8)
+            pixels[box] = blend
         self._composed = pixels  # VTK shares this memory: keep it alive
         data = image_data(pixels, self._ct.origin, self._ct.spacing)
         self.image_actor.SetInputData(data)
