@@ -66,6 +66,8 @@ class GeodesicParams:
     """``local_reach`` for a negative click in a thin false rim (closer than ``thin_mm`` to the
     mask's outside); one deeper inside a false blob uses ``local_reach``."""
     thin_mm: float = 8.0
+    model_from_core: bool = True
+    """Learn the tissue model from the mask's core (eroded by one voxel), not its rim."""
     negative_model: bool = False
     """Negative clicks spread with an intensity model of the clicked (false) tissue."""
     histogram_model: bool = True
@@ -189,6 +191,12 @@ class GeodesicRefiner:
     ) -> tuple[float, float, np.ndarray] | None:
         """Robust centre and spread (HU) of the clicked tissue and the current mask, and the
         samples themselves."""
+        if self.params.model_from_core:
+            # The mask's rim mixes in the neighbours (partial volume, or a previous result's
+            # over-segmentation); its core says what the structure looks like.
+            core = ndi.binary_erosion(mask)
+            if np.count_nonzero(core) >= 50:
+                mask = core
         samples = [smooth[mask]] if mask.any() else []
         for p in positives:
             box = tuple(slice(max(0, x - 1), x + 2) for x in p)
