@@ -102,6 +102,8 @@ class SliceScene:
         self._label_rgba: np.ndarray | None = None
         self._window = (400.0, 40.0)
         self._composed: np.ndarray | None = None
+        self._data: vtkImageData | None = None
+        self._data_shape = None
         self._dirty = False
         self.renderer.AddObserver("StartEvent", lambda *args: self.compose())
 
@@ -171,8 +173,18 @@ class SliceScene:
             blend //= 255
             pixels[box] = blend
         self._composed = pixels  # VTK shares this memory: keep it alive
-        data = image_data(pixels, self._ct.origin, self._ct.spacing)
-        self.image_actor.SetInputData(data)
+        shape = (pixels.shape, self._ct.origin, self._ct.spacing)
+        if shape == self._data_shape:
+            # Same grid as the last slice: swap the scalars only, so VTK updates its texture in
+            # place instead of building a new one.
+            components = 1 if pixels.ndim == 2 else pixels.shape[2]
+            flat = pixels.reshape(-1, components) if components > 1 else pixels.reshape(-1)
+            self._data.GetPointData().SetScalars(numpy_to_vtk(flat, deep=False))
+            self._data.Modified()
+        else:
+            self._data = image_data(pixels, self._ct.origin, self._ct.spacing)
+            self._data_shape = shape
+            self.image_actor.SetInputData(self._data)
         self.image_actor.VisibilityOn()
 
     def set_cursor(self, u: float, v: float) -> None:
