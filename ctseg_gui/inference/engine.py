@@ -350,8 +350,13 @@ def estimate_resources(volume: Volume, model: ModelRef, device: str = "auto") ->
     roi_voxels = int(np.prod(roi))
     params = _parameter_bytes(plan)
     activations = settings.sw_batch_size * roi_voxels * 4 * 48  # ~48 feature maps alive at once
+    # first resampling pass: two float64 buffers of the input shrunk along one axis
+    shrink = min(1.0, min(n / max(m, 1) for n, m in zip(shape, volume.size, strict=True)))
+    runtime = 700 * 2**20 if target.type == "cpu" else 0  # torch + MONAI in the process
     peak = (
-        volume.array.size * 6  # input + our float copy
+        runtime
+        + volume.array.size * 6  # input as read, and the reader's copy
+        + int(volume.array.size * shrink * 8 * 2)
         + voxels * 4 * 2  # network-grid image and one resampling intermediate
         + classes * slab * 4 * 2  # the row buffer and its growth copy
         + voxels * 2  # labels
