@@ -121,8 +121,16 @@ def test_cancel_stops_at_the_next_batch(spleen_bundle, small_volume):
     assert issubclass(JobCancelled, CtsegError)
 
 
-def test_fallback_chain_matches_fast_path(spleen_bundle, small_volume):
-    ref = resolve_model(bundle=spleen_bundle)
+def test_fallback_chain_matches_fast_path(bundle_copy, small_volume):
+    # With a foreground crop in the chain: our crop + zero-padded inversion against MONAI's own
+    # transforms and Invertd (the fallback path runs exactly those).
+    config_file = bundle_copy / "configs" / "inference.json"
+    config = json.loads(config_file.read_text())
+    config["preprocessing"]["transforms"].insert(
+        5, {"_target_": "CropForegroundd", "keys": "image", "source_key": "image", "margin": 2}
+    )
+    config_file.write_text(json.dumps(config))
+    ref = resolve_model(bundle=bundle_copy)
     stages = []
     fast = segment_volume(small_volume, ref, device="cpu", progress=lambda s, f: stages.append(s))
     slow = segment_volume(small_volume, ref, device="cpu", fast_path=False)
