@@ -11,7 +11,7 @@ from ctseg_gui.core.volume import Volume
 @pytest.fixture(autouse=True)
 def _private_config(tmp_path, monkeypatch):
     # Recent-file lists and other settings go to a throwaway folder, never the user's.
-    monkeypatch.setenv("CTSEG_GUI_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("CTSEG_CONFIG_DIR", str(tmp_path / "config"))
 
 
 @pytest.fixture

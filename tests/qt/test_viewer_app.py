@@ -19,7 +19,7 @@ def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 
 def test_screenshot_includes_the_vtk_views(tmp_path, small_ct, monkeypatch):
-    monkeypatch.setenv("CTSEG_GUI_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("CTSEG_CONFIG_DIR", str(tmp_path / "config"))
     out = tmp_path / "shot.png"
     result = _run(str(small_ct), "--screenshot", str(out))
     assert result.returncode == 0, result.stderr
@@ -37,7 +37,7 @@ def test_screenshot_includes_the_vtk_views(tmp_path, small_ct, monkeypatch):
 
 
 def test_bad_labels_fail_with_the_file_named(tmp_path, small_ct, abdomen_ct, monkeypatch):
-    monkeypatch.setenv("CTSEG_GUI_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("CTSEG_CONFIG_DIR", str(tmp_path / "config"))
     # abdomen_ct is not on small_ct's grid: refused with a message, exit 1, no traceback.
     result = _run(
         str(small_ct), "--labels", str(abdomen_ct), "--screenshot", str(tmp_path / "x.png")
