@@ -159,7 +159,7 @@ def launch_time(command: list[str], timeout: float = 60.0) -> float:
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "first_image.txt"
         env = {**os.environ, "CTSEG_REPORT_FIRST_IMAGE": str(report)}
-        env["CTSEG_GUI_CONFIG_DIR"] = folder  # keep recent files out of the user's settings
+        env["CTSEG_CONFIG_DIR"] = folder  # keep recent files out of the user's settings
         start = time.time()
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         try:
