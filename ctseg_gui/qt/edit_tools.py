@@ -15,8 +15,6 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from ctseg_gui.interactive import editing
-
 # The array axis each view holds fixed (axial shows one k, coronal one j, sagittal one i) for an
 # axis-aligned image; oblique images fall back to the axis closest to the view normal.
 _VIEW_AXIS = {"axial": 0, "coronal": 1, "sagittal": 2}
@@ -114,6 +112,8 @@ class QtBrushTool(QObject):
             )
 
     def _dab_at(self, world) -> None:
+        from ctseg_gui.interactive import editing  # scipy: not on the window's start-up path
+
         erase, view, dabs = self._stroke
         self._last = np.asarray(world, dtype=float)
         image = self.document.image
