@@ -131,6 +131,17 @@ class QtClickTool(QObject):
         self._add_marker(click)
         self._start()
 
+    def set_refiner_factory(self, factory) -> None:
+        """Use ``factory(image) -> Refiner`` from the next click on (``None``: model-free).
+
+        The clicks so far are forgotten (a different model would read them differently); the
+        mask stays as it is.
+        """
+        self.clear_clicks()
+        self.refiner_factory = factory
+        self._refiner = None
+        self._refiner_image = None
+
     def clear_clicks(self) -> None:
         """Forget the clicks and remove their markers (the mask stays as it is)."""
         self._generation += 1  # a running update's result is dropped

@@ -28,6 +28,7 @@ from ctseg_gui.core.document import Document
 from ctseg_gui.core.viewer_state import VIEW_NAMES, ViewerState
 from ctseg_gui.qt import recent
 from ctseg_gui.qt.click_tool import QtClickTool
+from ctseg_gui.qt.edit_controls import install_edit_controls
 from ctseg_gui.qt.label_panel import QtLabelPanel
 from ctseg_gui.qt.loader import QtLoader
 from ctseg_gui.qt.measure_tools import (
@@ -99,6 +100,8 @@ class QtMainWindow(QMainWindow):
         self.tool_actions = QActionGroup(self)
         build_toolbar(self)
         build_menus(self)
+        self._bridge = None  # the compute bridge when there is no model panel to share
+        self.edit_controls = install_edit_controls(self)
         self.setAcceptDrops(True)
 
         self.loader.busy.connect(self._on_loader_busy)
@@ -260,6 +263,13 @@ class QtMainWindow(QMainWindow):
         editor = self.document.editor
         self.undo_action.setEnabled(bool(editor and editor.can_undo))
         self.redo_action.setEnabled(bool(editor and editor.can_redo))
+        undo = editor.undo_description if editor else ""
+        redo = editor.redo_description if editor else ""
+        self.undo_action.setText(f"Undo {undo}" if undo else "Undo")
+        self.redo_action.setText(f"Redo {redo}" if redo else "Redo")
+        name = Path(self.document.path).name if self.document.path else ""
+        if name:
+            self.setWindowTitle(f"{name}{' *' if self.document.modified else ''} - ctseg-gui")
 
     def _on_view_hovered(self, world) -> None:
         image = self.document.image
@@ -294,13 +304,30 @@ class QtMainWindow(QMainWindow):
     def _confirm_discard(self) -> bool:
         if not (self.interactive and self.document.modified):
             return True
+        buttons = QMessageBox.StandardButton
         answer = QMessageBox.question(
             self,
             "Unsaved label edits",
-            "The label map has edits that are not saved. Discard them?",
-            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            "The label map has edits that are not saved. Save them first?",
+            buttons.Save | buttons.Discard | buttons.Cancel,
+            buttons.Save,
         )
-        return answer == QMessageBox.StandardButton.Discard
+        if answer == buttons.Save:
+            from ctseg_gui.qt.label_actions import save_labels
+
+            return save_labels(self)
+        return answer == buttons.Discard
+
+    def compute_bridge(self):
+        """The compute worker bridge: the model panel's when there is one, else the window's."""
+        bridge = getattr(self.model_panel, "bridge", None)
+        if bridge is None:
+            if self._bridge is None:
+                from ctseg_gui.qt.worker_bridge import QtComputeBridge
+
+                self._bridge = QtComputeBridge(parent=self)
+            bridge = self._bridge
+        return bridge
 
     def _dock(self, title: str, widget, name: str) -> QDockWidget:
         dock = QDockWidget(title, self)

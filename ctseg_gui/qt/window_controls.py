@@ -12,7 +12,7 @@ TOOLS = (
     ("navigate", "Navigate", "N", "Click or drag to move the crosshair"),
     ("window", "W/L", "W", "Drag: horizontal = width, vertical = level"),
     ("ruler", "Ruler", "M", "Drag to measure a distance in mm"),
-    ("rect", "Rect ROI", "E", "Drag a rectangle: HU mean, sd, min, max, area"),
+    ("rect", "Rect ROI", "G", "Drag a rectangle: HU mean, sd, min, max, area"),
     ("circle", "Circle ROI", "C", "Drag from the centre: HU mean, sd, min, max, area"),
     ("clicks", "Clicks", "K", "Left click adds, right or Shift click removes the active structure"),
 )
@@ -112,6 +112,7 @@ def build_menus(window) -> None:
     """File, Edit, View, Tools and Help menus."""
     menus = window.menuBar()
     file_menu = menus.addMenu("&File")
+    window.file_menu = file_menu
     file_menu.addAction(window.open_action)
     file_menu.addAction(window.folder_action)
     window.recent_menu = file_menu.addMenu("Open &recent")
@@ -125,8 +126,10 @@ def build_menus(window) -> None:
     file_menu.addAction(_action(window, "Quit", window.close, "Ctrl+Q"))
 
     edit = menus.addMenu("&Edit")
+    window.edit_menu = edit
     window.undo_action = _action(window, "Undo", window.undo, "Ctrl+Z")
     window.redo_action = _action(window, "Redo", window.redo, "Ctrl+Shift+Z")
+    window.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
     window.undo_action.setEnabled(False)
     window.redo_action.setEnabled(False)
     edit.addAction(window.undo_action)
@@ -165,6 +168,7 @@ def build_menus(window) -> None:
         action.triggered.connect(lambda checked=False, n=name: window.state.apply_preset(n))
 
     tools = menus.addMenu("&Tools")
+    window.tools_menu = tools
     for action in window.tool_actions.actions():
         tools.addAction(action)
     tools.addAction(_action(window, "Clear rulers and ROIs", window.clear_measurements, "Esc"))
