@@ -11,17 +11,22 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QComboBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
 
+from ctseg_gui.qt import resource_estimate
+from ctseg_gui.qt.resource_estimate import Estimate, QtEstimator
 from ctseg_gui.qt.worker_bridge import QtComputeBridge
 
 BUILTIN_ID = "ct-tissues"
@@ -36,6 +41,16 @@ class ModelChoice:
     title: str
     variants: list[str] = field(default_factory=list)
     default_variant: str | None = None
+    variant_titles: dict[str, str] = field(default_factory=dict)
+
+
+def variant_title(name: str, spacing_mm=None) -> str:
+    """``"High-res (1.5 mm)"`` for the whole-body ``highres`` variant; other names as they are."""
+    title = {"highres": "High-res", "lowres": "Low-res"}.get(name, name)
+    if spacing_mm:
+        sizes = sorted({float(s) for s in spacing_mm})
+        title += " (" + " x ".join(f"{s:g}" for s in sizes) + " mm)"
+    return title
 
 
 def available_models() -> list[ModelChoice]:
@@ -68,6 +83,7 @@ def available_models() -> list[ModelChoice]:
                 manifest.display_name,
                 list(manifest.variants),
                 manifest.default_variant,
+                {n: variant_title(n, v.spacing_mm) for n, v in manifest.variants.items()},
             )
         )
     return choices
@@ -98,6 +114,11 @@ class QtModelPanel(QWidget):
         The current run was cancelled (by the user or because the image changed).
     status_changed(str)
         One-line news for the status bar (worker started / restarted, job finished).
+    estimate_changed(object)
+        The :class:`~ctseg_gui.qt.resource_estimate.Estimate` for the current image, model,
+        variant and device (None while unknown).
+    fallback_offered(str)
+        The chosen run would not fit in memory: the reason; Low-res / CPU / Run anyway are shown.
     """
 
     result_ready = Signal(object)
@@ -105,6 +126,8 @@ class QtModelPanel(QWidget):
     run_started = Signal(int)
     run_cancelled = Signal()
     status_changed = Signal(str)
+    estimate_changed = Signal(object)
+    fallback_offered = Signal(str)
 
     CHANNEL = "segment"
 
@@ -126,10 +149,22 @@ class QtModelPanel(QWidget):
         self._started_at = 0.0
         self._dialog: QMessageBox | None = None
         self._warmed = False
+        self.estimate: Estimate | None = None
+        self._estimate_raw: dict | None = None
+        self._run_when_estimated = False
+        self.estimator = QtEstimator(self)
 
         self.model_box = QComboBox()
+        # The variant lives in a (hidden) combo box; the user sees one radio button per variant,
+        # so High-res / Low-res is a visible switch rather than a menu.
         self.variant_box = QComboBox()
-        self.variant_label = QLabel("Variant")
+        self.variant_box.hide()
+        self.variant_label = QLabel("Resolution")
+        self.variant_row = QWidget()
+        self.variant_row_layout = QHBoxLayout(self.variant_row)
+        self.variant_row_layout.setContentsMargins(0, 0, 0, 0)
+        self.variant_group = QButtonGroup(self)
+        self.variant_buttons: dict[str, QRadioButton] = {}
         self.device_box = QComboBox()
         for value, text in DEVICES:
             self.device_box.addItem(text, value)
@@ -140,22 +175,36 @@ class QtModelPanel(QWidget):
         self.progress.setTextVisible(False)
         self.stage_label = QLabel("Open an image to run a model.")
         self.stage_label.setWordWrap(True)
+        self.estimate_label = QLabel()
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setToolTip(
+            "Predicted peak memory and run time for the open CT (from the image size and the "
+            "model's grid; the model does not run)"
+        )
+        self._build_fallback_box()
 
         form = QFormLayout()
         form.addRow("Model", self.model_box)
-        form.addRow(self.variant_label, self.variant_box)
+        form.addRow(self.variant_label, self.variant_row)
         form.addRow("Device", self.device_box)
+        form.addRow("Estimate", self.estimate_label)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.fallback_box)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.stage_label)
         layout.addStretch(1)
 
         self.model_box.currentIndexChanged.connect(self._on_model_box_changed)
+        self.variant_box.currentIndexChanged.connect(self._on_variant_box_changed)
+        self.variant_group.idClicked.connect(self._on_variant_group_clicked)
+        self.device_box.currentIndexChanged.connect(lambda _i: self._request_estimate())
+        self.estimator.estimated.connect(self._on_estimator_estimated)
+        self.estimator.failed.connect(self._on_estimator_failed)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.bridge.started.connect(self._on_bridge_started)
@@ -180,6 +229,7 @@ class QtModelPanel(QWidget):
             self._warm_up_if_needed()
         if not self.running:
             self.stage_label.setText("Ready." if volume is not None else "Open an image first.")
+        self._request_estimate()
         self._update_buttons()
 
     @property
@@ -214,14 +264,59 @@ class QtModelPanel(QWidget):
         if variant is not None:
             self.variant_box.setCurrentIndex(self.variant_box.findData(variant))
 
+    @property
+    def variant(self) -> str | None:
+        """The chosen variant (None for a model without variants)."""
+        return self.variant_box.currentData() if self.variant_box.count() else None
+
+    @property
+    def device(self) -> str:
+        """The chosen device (``auto``, ``cpu``, ``cuda``)."""
+        return self.device_box.currentData()
+
     @Slot()
     def run(self) -> None:
-        """Run the chosen model on the current image in the compute worker."""
-        if self._volume is None:
+        """Run the chosen model, unless the estimate says it will not fit (then offer a fallback).
+
+        While the estimate is still being computed the run waits for it.
+        """
+        if self._volume is None or self.running:
             return
+        if self.estimator.pending:
+            self._run_when_estimated = True
+            self.stage_label.setText("Checking the memory this run needs…")
+            return
+        if self.estimate is not None and not self.estimate.fits:
+            self._offer_fallback()
+            self.stage_label.setText("Not started: " + self.estimate.problem())
+            return
+        self._submit()
+
+    @Slot()
+    def run_anyway(self) -> None:
+        """Run the chosen model and variant on the chosen device even if it may not fit."""
+        if self._volume is None or self.running:
+            return
+        self._run_when_estimated = False
+        self.fallback_box.hide()
+        self._submit()
+
+    @Slot()
+    def use_lowres(self) -> None:
+        """Switch to the low-resolution variant (the estimate is redone)."""
+        self.variant_box.setCurrentIndex(self.variant_box.findData("lowres"))
+
+    @Slot()
+    def use_cpu(self) -> None:
+        """Switch to the CPU (the estimate is redone)."""
+        self.device_box.setCurrentIndex(self.device_box.findData("cpu"))
+
+    def _submit(self) -> None:
         choice = self._choices[self.model_box.currentIndex()]
         variant = self.variant_box.currentData() if choice.variants else None
         self._job_volume = self._volume
+        self._job_key = (choice.model_id, variant)
+        self._job_estimate = self._estimate_raw
         self._started_at = time.monotonic()
         self._job_id = self.bridge.submit_segment(
             self._volume,
@@ -269,12 +364,19 @@ class QtModelPanel(QWidget):
         if job_id != self._job_id:
             return
         volume = self._job_volume
-        self._finish(f"Done in {format_seconds(time.monotonic() - self._started_at)}.")
+        elapsed = time.monotonic() - self._started_at
+        raw = getattr(self, "_job_estimate", None)
+        if raw:  # the next estimate for this model and device uses the measured rate
+            resource_estimate.record_run_time(
+                self._job_key, raw.get("device", "cpu"), elapsed, raw.get("windows")
+            )
+        self._finish(f"Done in {format_seconds(elapsed)}.")
+        self._request_estimate()
         self.progress.setValue(1000)
         if volume is not self._volume:
             return  # the image changed while the job ran: stale
         self.status_changed.emit(f"{self.model_box.currentText()}: labels ready")
-        self.result_ready.emit(labels)
+        self.result_ready.emit(with_grouped_table(labels))
 
     @Slot(int, str)
     def _on_bridge_failed(self, job_id: int, message: str) -> None:
@@ -307,16 +409,135 @@ class QtModelPanel(QWidget):
     def _on_model_box_changed(self, index: int) -> None:
         choices = getattr(self, "_choices", [])
         choice = choices[index] if 0 <= index < len(choices) else None
+        self.variant_box.blockSignals(True)
         self.variant_box.clear()
+        for button in self.variant_buttons.values():
+            self.variant_group.removeButton(button)
+            button.deleteLater()
+        self.variant_buttons = {}
         if choice is not None:
-            for name in choice.variants:
-                self.variant_box.addItem(name, name)
+            for number, name in enumerate(choice.variants):
+                title = choice.variant_titles.get(name, name)
+                self.variant_box.addItem(title, name)
+                button = QRadioButton(title)
+                self.variant_group.addButton(button, number)
+                self.variant_row_layout.addWidget(button)
+                self.variant_buttons[name] = button
             if choice.default_variant in choice.variants:
                 self.variant_box.setCurrentIndex(choice.variants.index(choice.default_variant))
+        self.variant_box.blockSignals(False)
+        self._sync_variant_buttons()
         has_variants = bool(choice and choice.variants)
-        self.variant_box.setVisible(has_variants)
+        self.variant_row.setVisible(has_variants)
         self.variant_label.setVisible(has_variants)
         self._warm_up_if_needed()
+        self._request_estimate()
+
+    @Slot(int)
+    def _on_variant_box_changed(self, _index: int) -> None:
+        self._sync_variant_buttons()
+        self._request_estimate()
+
+    @Slot(int)
+    def _on_variant_group_clicked(self, number: int) -> None:
+        self.variant_box.setCurrentIndex(number)
+
+    def _sync_variant_buttons(self) -> None:
+        button = self.variant_buttons.get(self.variant_box.currentData())
+        if button is not None:
+            button.setChecked(True)
+
+    # ---- estimate and fallback -------------------------------------------------------------
+    def _build_fallback_box(self) -> None:
+        self.fallback_box = QFrame()
+        self.fallback_box.setFrameShape(QFrame.Shape.StyledPanel)
+        self.fallback_box.setStyleSheet("QFrame { border: 1px solid #c98a2b; border-radius: 3px; }"
+                                        " QLabel, QPushButton { border: none; }")  # fmt: skip
+        self.fallback_label = QLabel()
+        self.fallback_label.setWordWrap(True)
+        self.lowres_button = QPushButton("Use Low-res")
+        self.lowres_button.setStyleSheet("")
+        self.cpu_button = QPushButton("Use CPU")
+        self.run_anyway_button = QPushButton("Run anyway")
+        self.run_anyway_button.setToolTip("Start the run as chosen; it may run out of memory")
+        for button in (self.lowres_button, self.cpu_button, self.run_anyway_button):
+            button.setStyleSheet("QPushButton { border: 1px solid palette(mid); padding: 3px; }")
+        self.lowres_button.clicked.connect(self.use_lowres)
+        self.cpu_button.clicked.connect(self.use_cpu)
+        self.run_anyway_button.clicked.connect(self.run_anyway)
+        row = QHBoxLayout()
+        row.addWidget(self.lowres_button)
+        row.addWidget(self.cpu_button)
+        row.addWidget(self.run_anyway_button)
+        box = QVBoxLayout(self.fallback_box)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(self.fallback_label)
+        box.addLayout(row)
+        self.fallback_box.hide()
+
+    def _request_estimate(self) -> None:
+        """Re-estimate for the current image, model, variant and device (cheap, in a thread)."""
+        self.estimate = self._estimate_raw = None
+        self.fallback_box.hide()
+        model_id = self.model_id
+        if self._volume is None or model_id is None or not hasattr(self, "_choices"):
+            self.estimator.cancel()
+            self.estimate_label.setText("Open an image to see the memory and time a run needs.")
+            self.estimate_changed.emit(None)
+            return
+        if model_id == BUILTIN_ID:  # no bundle to parse, no torch: answer right away
+            from ctseg_gui.inference.engine import estimate_resources
+            from ctseg_gui.inference.modelref import resolve_model
+
+            self.estimator.cancel()
+            raw = estimate_resources(self._volume, resolve_model(model_id), "cpu")
+            self._on_estimator_estimated((model_id, None, "cpu"), raw)
+            return
+        self.estimate_label.setText("Estimating…")
+        self.estimator.request(self._volume, model_id, self.variant, self.device)
+
+    @Slot(object, object)
+    def _on_estimator_estimated(self, key, raw: dict) -> None:
+        self._estimate_raw = raw
+        self.estimate = resource_estimate.make_estimate(raw, key[:2])
+        text = self.estimate.text()
+        if self.estimate.available_bytes is not None:
+            memory = "GPU memory" if self.estimate.on_gpu else "RAM"
+            available = resource_estimate.format_bytes(self.estimate.available_bytes)
+            text += f"\n{available} {memory} available now"
+        self.estimate_label.setText(text)
+        self.estimate_changed.emit(self.estimate)
+        if not self.estimate.fits:
+            self._offer_fallback()
+        if self._run_when_estimated:
+            self._run_when_estimated = False
+            self.run()
+
+    @Slot(object, str)
+    def _on_estimator_failed(self, key, message: str) -> None:
+        self.estimate_label.setText(f"No estimate: {message}")
+        self.estimate_changed.emit(None)
+        if self._run_when_estimated:  # the worker will report the problem properly
+            self._run_when_estimated = False
+            self._submit()
+
+    def _offer_fallback(self) -> None:
+        estimate = self.estimate
+        if estimate is None or estimate.fits:
+            return
+        lowres = self.variant == "highres" and self.variant_box.findData("lowres") >= 0
+        cpu = estimate.on_gpu
+        offers = [text for on, text in ((lowres, "Low-res"), (cpu, "the CPU")) if on]
+        message = estimate.problem()
+        if offers:
+            message += " Use " + " or ".join(offers) + " instead, or run anyway."
+        else:
+            message += " Close other programs or use a smaller image, or run anyway."
+        self.fallback_label.setText(message)
+        self.lowres_button.setVisible(lowres)
+        self.cpu_button.setVisible(cpu)
+        self.fallback_box.show()
+        self.fallback_offered.emit(message)
 
     def _warm_up_if_needed(self) -> None:
         """Load torch in the worker once a deep model is chosen for an open image.
@@ -336,7 +557,9 @@ class QtModelPanel(QWidget):
         self.cancel_button.setEnabled(self.running)
         self.model_box.setEnabled(not self.running)
         self.variant_box.setEnabled(not self.running)
+        self.variant_row.setEnabled(not self.running)
         self.device_box.setEnabled(not self.running)
+        self.run_anyway_button.setEnabled(self._volume is not None and not self.running)
 
 
 def estimate_remaining(elapsed: float, fraction: float) -> float | None:
@@ -352,3 +575,22 @@ def format_seconds(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds} s"
     return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def with_grouped_table(labels):
+    """Give a whole-body result the shipped 104-structure table with groups and colours.
+
+    The catalog's table only has names; when a result's names are exactly the whole-body ones,
+    the label panel can then offer group toggles (organs, vessels, vertebrae...).
+    """
+    try:
+        from ctseg_gui.core.label_tables import wholebody_table
+        from ctseg_gui.resources import resource_path
+
+        grouped = wholebody_table(resource_path())
+    except (ImportError, OSError, ValueError):
+        return labels
+    names = {e.value: e.name for e in labels.table}
+    if not names or names != {e.value: e.name for e in grouped}:
+        return labels
+    return type(labels)(labels.array, labels.image, grouped)

@@ -45,7 +45,7 @@ def test_run_ct_tissues_through_the_panel(qtbot, panel, small):
     from PySide6.QtCore import Qt
 
     assert not panel.run_button.isEnabled()  # nothing to run on yet
-    assert panel.model_id == "ct-tissues" and panel.variant_box.isHidden()
+    assert panel.model_id == "ct-tissues" and panel.variant_row.isHidden()
     panel.set_volume(small)
     assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
     stages: list[tuple[str, float]] = []
@@ -133,14 +133,14 @@ def test_installed_catalog_model_is_listed_with_its_variants(qtbot, tmp_path, mo
     widget.show()
     ids = [widget.model_box.itemData(i) for i in range(widget.model_box.count())]
     assert ids == ["ct-tissues", "wholeBody_ct_segmentation"]
-    assert widget.variant_box.isHidden()  # the built-in comes first and has no variants
+    assert widget.variant_row.isHidden()  # the built-in comes first and has no variants
     widget.select_model("wholeBody_ct_segmentation")
-    assert not widget.variant_box.isHidden()
+    assert not widget.variant_row.isHidden()
     variants = [widget.variant_box.itemData(i) for i in range(widget.variant_box.count())]
     assert variants == ["highres", "lowres"]
     assert widget.variant_box.currentData() == "lowres"  # the manifest's default
     widget.select_model("ct-tissues")
-    assert widget.variant_box.isHidden()
+    assert widget.variant_row.isHidden()
     widget.bridge.close()
 
 

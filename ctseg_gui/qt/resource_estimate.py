@@ -1,0 +1,214 @@
+"""Before a run: predicted peak memory and time of a model on the open CT, and whether it fits.
+
+The prediction is the engine's :func:`~ctseg_gui.inference.engine.estimate_resources` (geometry
+only, the model never runs). It parses the bundle config, which imports torch and MONAI, so it runs
+in a background thread; a newer request makes older answers stale and they are dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+# Seconds per sliding-window step before this session has timed a real run. Measured order of
+# magnitude for the whole-body SegResNet at 96^3 (CPU: a few seconds on 2 busy cores; GPU: tens
+# of milliseconds); replaced by the measured rate after the first run of a model on a device.
+DEFAULT_SECONDS_PER_WINDOW = {"cpu": 2.5, "cuda": 0.08}
+_MEASURED_SECONDS_PER_WINDOW: dict[tuple, float] = {}
+
+# Headroom kept free for the viewer, the OS and the estimate's own error (about +-15%).
+SAFETY_FACTOR = 1.15
+
+# The engine caches one parsed bundle at a time; estimates run one after another, not racing it.
+_ENGINE_LOCK = threading.Lock()
+
+
+def available_memory_bytes(device: str, estimate: dict | None = None) -> int | None:
+    """Memory a run on ``device`` may use now: host RAM for ``cpu``, free GPU memory for CUDA.
+
+    Host RAM is ``MemAvailable`` (free plus reclaimable cache) from ``/proc/meminfo``, with the
+    free pages as a fallback elsewhere; GPU memory comes from the engine's estimate (the engine
+    asks torch). None when unknown.
+    """
+    if device.startswith("cuda"):
+        return None if estimate is None else estimate.get("available_bytes")
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What the panel shows before a run."""
+
+    device: str
+    peak_bytes: int
+    seconds: float | None
+    available_bytes: int | None
+    measured_time: bool  # seconds come from a real run in this session
+
+    @property
+    def fits(self) -> bool:
+        """Whether the peak (with headroom) fits in the available memory (True when unknown)."""
+        return self.available_bytes is None or self.peak_bytes * SAFETY_FACTOR <= (
+            self.available_bytes
+        )
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the run would use a CUDA GPU."""
+        return self.device.startswith("cuda")
+
+    def text(self) -> str:
+        """``"≈ 4.1 GB RAM, ≈ 3 min on CPU"``."""
+        memory = "GPU memory" if self.on_gpu else "RAM"
+        where = "GPU" if self.on_gpu else "CPU"
+        text = f"≈ {format_bytes(self.peak_bytes)} {memory}"
+        if self.seconds is not None:
+            text += f", ≈ {format_duration(self.seconds)} on {where}"
+            if not self.measured_time:
+                text += " (rough until the first run)"
+        else:
+            text += f" on {where}"
+        return text
+
+    def problem(self) -> str:
+        """Why it does not fit (empty when it does)."""
+        if self.fits:
+            return ""
+        memory = "GPU memory" if self.on_gpu else "RAM"
+        return (
+            f"Needs ≈ {format_bytes(self.peak_bytes)} {memory}, only "
+            f"{format_bytes(self.available_bytes or 0)} available: it would likely run out of "
+            "memory."
+        )
+
+
+def make_estimate(raw: dict, model_key: tuple) -> Estimate:
+    """Turn the engine's dict into an :class:`Estimate` (time from our measured rates)."""
+    device = str(raw.get("device", "cpu"))
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    windows = raw.get("windows")
+    seconds = raw.get("seconds")
+    measured = _MEASURED_SECONDS_PER_WINDOW.get((*model_key, kind))
+    if measured is not None and windows:
+        seconds, was_measured = measured * windows, True
+    elif seconds is not None:
+        was_measured = True  # the engine timed this model in this process
+    elif windows:
+        seconds, was_measured = DEFAULT_SECONDS_PER_WINDOW[kind] * windows, False
+    else:
+        was_measured = False
+    return Estimate(
+        device=device,
+        peak_bytes=int(raw.get("peak_bytes", 0)),
+        seconds=seconds,
+        available_bytes=available_memory_bytes(device, raw),
+        measured_time=was_measured,
+    )
+
+
+def record_run_time(model_key: tuple, device: str, seconds: float, windows: int | None) -> None:
+    """Remember how long a run took per window, for the next estimates of that model."""
+    if windows:
+        kind = "cuda" if str(device).startswith("cuda") else "cpu"
+        _MEASURED_SECONDS_PER_WINDOW[(*model_key, kind)] = seconds / windows
+
+
+def format_bytes(n: float) -> str:
+    """``"4.1 GB"`` (decimal units, as the OS reports RAM)."""
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} GB"
+    return f"{max(n, 0) / 1e6:.0f} MB"
+
+
+def format_duration(seconds: float) -> str:
+    """``"40 s"``, ``"3 min"``, ``"1 h 05 min"``."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class QtEstimator(QObject):
+    """Runs ``estimate_resources`` in a thread; only the newest request's answer is emitted.
+
+    Signals
+    -------
+    estimated(object, object)
+        The request key ``(model_id, variant, device)`` and the engine's dict.
+    failed(object, str)
+        The request key and a one-line reason (e.g. no CUDA GPU here).
+    """
+
+    estimated = Signal(object, object)
+    failed = Signal(object, str)
+    _finished = Signal(int, object, object, str)  # from the thread, queued to the GUI thread
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._generation = 0
+        self._pending = False
+        self._finished.connect(self._on_thread_finished)
+
+    @property
+    def pending(self) -> bool:
+        """Whether the newest request has not answered yet."""
+        return self._pending
+
+    def request(self, volume, model_id: str, variant: str | None, device: str) -> None:
+        """Estimate ``model_id`` / ``variant`` on ``volume`` for ``device`` (in the background)."""
+        self._generation += 1
+        self._pending = True
+        key = (model_id, variant, device)
+        thread = threading.Thread(
+            target=self._work,
+            args=(self._generation, key, volume),
+            name="ctseg-estimate",
+            daemon=True,
+        )
+        thread.start()
+
+    def cancel(self) -> None:
+        """Forget the pending request (its answer will be dropped)."""
+        self._generation += 1
+        self._pending = False
+
+    def _work(self, generation: int, key: tuple, volume) -> None:
+        try:
+            from ctseg_gui.inference.engine import estimate_resources
+            from ctseg_gui.inference.modelref import resolve_model
+
+            model_id, variant, device = key
+            with _ENGINE_LOCK:
+                if generation != self._generation:
+                    return  # superseded while waiting for the lock
+                ref = resolve_model(model_id, variant=variant)
+                result = estimate_resources(volume, ref, device)
+        except Exception as error:  # noqa: BLE001 - shown to the user, never a traceback
+            self._finished.emit(generation, key, None, str(error) or type(error).__name__)
+            return
+        self._finished.emit(generation, key, result, "")
+
+    @Slot(int, object, object, str)
+    def _on_thread_finished(self, generation: int, key, result, error: str) -> None:
+        if generation != self._generation:
+            return  # the user changed image, model, variant or device since: stale
+        self._pending = False
+        if result is None:
+            self.failed.emit(key, error)
+        else:
+            self.estimated.emit(key, result)
