@@ -106,7 +106,17 @@ class QtEditControls(QToolBar):
         self.addWidget(self.structure_box)
         self.addWidget(self.new_button)
         self.addSeparator()
-        self.addWidget(QLabel(" Islands < "))
+        self.fill_button = QToolButton(text="Fill holes")
+        self.largest_button = QToolButton(text="Largest island")
+        self.islands_button = QToolButton(text="Remove islands <")
+        for button, name, tip in (
+            (self.fill_button, "fill", "Fill enclosed holes of the active structure"),
+            (self.largest_button, "largest", "Keep only the largest part of the active structure"),
+            (self.islands_button, "small", "Remove parts of the active structure below the size"),
+        ):
+            button.setToolTip(tip)
+            button.clicked.connect(lambda _=False, n=name: run_operation(window, n))
+            self.addWidget(button)
         self.addWidget(self.island_box)
         self.addSeparator()
         self.addWidget(QLabel(" Click model "))

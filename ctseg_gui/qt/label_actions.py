@@ -75,6 +75,10 @@ def save_labels(window, path: str | Path | None = None, ask: bool = False) -> bo
     path = Path(path)
     if not str(path).endswith(_SAVABLE):
         path = path.with_name(path.name + ".nii.gz")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        window._report(f"{path}: labels not saved: {folder} is a file, not a folder")
+        return False
     try:
         written = write_label_map(document.labels, path)
     except CtsegError as error:
