@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QColorDialog,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -189,6 +190,11 @@ class QtLabelPanel(QWidget):
             (VOLUME, QHeaderView.ResizeMode.ResizeToContents),
         ):
             header.setSectionResizeMode(column, mode)
+        # The name column takes the room left; it never shrinks to an ellipsis of a few letters.
+        header.setMinimumSectionSize(24)
+        header.setStretchLastSection(False)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.clicked.connect(self._on_table_clicked)
         self.table.doubleClicked.connect(self._on_table_double_clicked)
 
@@ -204,7 +210,22 @@ class QtLabelPanel(QWidget):
         self.outline = QCheckBox("Outline", checked=state.outline)
         self.outline.toggled.connect(lambda on: setattr(state, "outline", on))
         self.summary = QLabel()
-        self.setMinimumWidth(330)
+        self.setMinimumWidth(300)
+        # One check box per structure group of the table (organs, vessels, ribs...); partially
+        # checked when some of the group are hidden. Hidden for tables without groups.
+        self.groups_box = QWidget()
+        self.groups_layout = QGridLayout(self.groups_box)
+        self.groups_layout.setContentsMargins(0, 0, 0, 0)
+        self.groups_layout.setHorizontalSpacing(8)
+        self.groups_layout.setVerticalSpacing(2)
+        self.group_boxes: dict[str, QCheckBox] = {}
+        self.groups_box.hide()
+        self.names_button = QPushButton("Use whole-body names (104)")
+        self.names_button.setToolTip(
+            "This map has no names: name its values as the 104 TotalSegmentator v1 structures"
+        )
+        self.names_button.clicked.connect(self.use_wholebody_names)
+        self.names_button.hide()
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.show_all)
@@ -217,7 +238,9 @@ class QtLabelPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.filter_box)
+        layout.addWidget(self.groups_box)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.names_button)
         layout.addLayout(buttons)
         layout.addLayout(display)
         layout.addWidget(self.summary)
@@ -234,6 +257,79 @@ class QtLabelPanel(QWidget):
         labels = self.document.labels
         present = len(self.model._volumes) if labels is not None else 0
         self.summary.setText(f"{self.model.rowCount()} structures, {present} present")
+        self._rebuild_groups()
+
+    # ---- groups ------------------------------------------------------------------------------
+    def groups(self) -> dict[str, list[int]]:
+        """Label values per group of the current table, in the table's group order."""
+        labels = self.document.labels
+        members: dict[str, list[int]] = {}
+        if labels is not None:
+            for entry in labels.table:
+                if entry.group:
+                    members.setdefault(entry.group, []).append(entry.value)
+        return members
+
+    def set_group_visible(self, group: str, visible: bool) -> None:
+        """Show or hide every structure of ``group``."""
+        values = self.groups().get(group)
+        if values:
+            self.document.set_all_visible(visible, values)
+
+    def use_wholebody_names(self) -> None:
+        """Name a map's values as the 104 whole-body structures (colours and groups too)."""
+        from ctseg_gui.core.label_tables import wholebody_table
+        from ctseg_gui.resources import resource_path
+
+        self.document.apply_table(wholebody_table(resource_path()))
+        self.refresh()
+
+    def _rebuild_groups(self) -> None:
+        groups = self.groups()
+        if list(groups) != list(self.group_boxes):
+            for box in self.group_boxes.values():
+                self.groups_layout.removeWidget(box)
+                box.deleteLater()
+            self.group_boxes = {}
+            for number, (group, values) in enumerate(groups.items()):
+                box = QCheckBox(f"{group.capitalize()} ({len(values)})")
+                box.setToolTip(f"Show or hide all {len(values)} {group} structures")
+                box.clicked.connect(lambda _on, g=group: self._on_group_box_clicked(g))
+                self.groups_layout.addWidget(box, number // 4, number % 4)
+                self.group_boxes[group] = box
+        self.groups_box.setVisible(bool(groups))
+        self._sync_group_boxes(groups)
+        self.names_button.setVisible(self._names_are_generic())
+
+    def _sync_group_boxes(self, groups: dict[str, list[int]] | None = None) -> None:
+        groups = self.groups() if groups is None else groups
+        table = self.document.labels.table if self.document.labels is not None else None
+        for group, box in self.group_boxes.items():
+            shown = sum(table[v].visible for v in groups.get(group, [])) if table else 0
+            total = len(groups.get(group, []))
+            state = (
+                Qt.CheckState.Checked
+                if total and shown == total
+                else Qt.CheckState.PartiallyChecked
+                if shown
+                else Qt.CheckState.Unchecked
+            )
+            box.setCheckState(state)
+
+    def _on_group_box_clicked(self, group: str) -> None:
+        values = self.groups().get(group, [])
+        table = self.document.labels.table
+        all_shown = all(table[v].visible for v in values)
+        self.set_group_visible(group, not all_shown)
+
+    def _names_are_generic(self) -> bool:
+        labels = self.document.labels
+        if labels is None or not len(labels.table):
+            return False
+        entries = list(labels.table)
+        return max(e.value for e in entries) <= 104 and all(
+            e.name == f"label {e.value}" for e in entries
+        )
 
     def _on_document_labels_replaced(self, labels) -> None:
         self.document.editor.changed.connect(self._on_editor_changed)
@@ -252,6 +348,10 @@ class QtLabelPanel(QWidget):
         if self.model.rowCount() != len(self.document.labels.table):
             self.refresh()
         else:
+            if list(self.groups()) != list(self.group_boxes):
+                self._rebuild_groups()
+            else:
+                self._sync_group_boxes()
             top = self.model.index(0, 0)
             bottom = self.model.index(self.model.rowCount() - 1, len(COLUMNS) - 1)
             self.model.dataChanged.emit(top, bottom)

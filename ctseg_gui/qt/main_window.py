@@ -82,7 +82,15 @@ class QtMainWindow(QMainWindow):
 
         self.label_panel = QtLabelPanel(self.document, self.state)
         self.label_dock = self._dock("Structures", self.label_panel, "labels")
+        from ctseg_gui.qt.stats_panel import QtStatsPanel
+
+        self.stats_panel = QtStatsPanel(self.document)
+        self.stats_dock = self._dock("Statistics", self.stats_panel, "statistics")
+        self.tabifyDockWidget(self.label_dock, self.stats_dock)
+        self.label_dock.raise_()  # statistics are computed only once their tab is shown
         self.model_panel = self._attach_model_panel()
+        # Wide enough for structure names such as "autochthon_right" next to their volumes.
+        self.resizeDocks([self.label_dock], [460], Qt.Orientation.Horizontal)
 
         self._build_status_bar()
         self.tools = {
