@@ -94,6 +94,24 @@ def _first_tensor(output):
     raise BundleError(f"the network returned {type(output).__name__}, not a tensor")
 
 
+def _shift(buffer, axis: int, shift: int) -> None:
+    """Move ``buffer`` ``shift`` slices towards the start along ``axis`` in place; zero the tail.
+
+    Every window of a row starts at the row's start, so a buffer one window deep always holds
+    the row: reusing it (rather than slicing and concatenating) keeps one copy of the class
+    scores alive instead of two.
+    """
+    dim = 1 + axis
+    depth = buffer.shape[dim]
+    if shift <= 0:
+        return
+    # destination slice t is below its source t + shift, so ascending order never reads a slice
+    # that was already overwritten
+    for t in range(max(depth - shift, 0)):
+        buffer.select(dim, t).copy_(buffer.select(dim, t + shift))
+    buffer.narrow(dim, max(depth - shift, 0), min(shift, depth)).zero_()
+
+
 def sliding_window_labels(
     image,
     network,
@@ -164,9 +182,8 @@ def sliding_window_labels(
         row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
         if acc is not None:
             finalise(lo, int(row_start))
-            keep = slice(int(row_start) - lo, None)
-            acc = take(acc, keep.start, None)
-            count = take(count, keep.start, None)
+            _shift(acc, axis, int(row_start) - lo)
+            _shift(count, axis, int(row_start) - lo)
             lo = int(row_start)
         for b in range(0, len(row), settings.sw_batch_size):
             if cancelled is not None and cancelled():
@@ -190,14 +207,6 @@ def sliding_window_labels(
                 span[axis] = roi[axis]
                 acc = torch.zeros((out.shape[1], *span), dtype=torch.float32, device=device)
                 count = torch.zeros((1, *span), dtype=torch.float32, device=device)
-            hi = lo + acc.shape[1 + axis]
-            need = max(w[axis].stop for w in batch)
-            if need > hi:  # grow the buffer to reach the new row's far edge
-                grow = list(acc.shape)
-                grow[1 + axis] = need - hi
-                acc = torch.cat([acc, acc.new_zeros(grow)], dim=1 + axis)
-                grow[0] = 1
-                count = torch.cat([count, count.new_zeros(grow)], dim=1 + axis)
             for pred, w in zip(out, batch, strict=False):
                 local = list(w)
                 local[axis] = slice(w[axis].start - lo, w[axis].stop - lo)
