@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QLabel,
+    QMenu,
     QSlider,
     QToolBar,
     QToolButton,
@@ -50,7 +51,7 @@ class QtEditControls(QToolBar):
             tool.press = _reading_settings(self, tool, tool.press)
 
         self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=50, value=5)
-        self.size_slider.setFixedWidth(110)
+        self.size_slider.setFixedWidth(80)
         self.size_box = QDoubleSpinBox(
             minimum=0.5, maximum=50.0, value=5.0, decimals=1, suffix=" mm"
         )
@@ -70,10 +71,11 @@ class QtEditControls(QToolBar):
         self.hu_check.toggled.connect(self.hu_min.setEnabled)
         self.hu_check.toggled.connect(self.hu_max.setEnabled)
         self.structure_box = QComboBox()
-        self.structure_box.setMinimumWidth(170)
+        self.structure_box.setMinimumWidth(150)
         self.structure_box.setToolTip("Structure the brush, eraser and clicks edit")
         self.structure_box.activated.connect(self._on_structure_box_activated)
         self.new_button = QToolButton(text="New…")
+        self.new_button.setAutoRaise(True)
         self.new_button.setToolTip("Add a structure and make it the active one")
         self.new_button.clicked.connect(lambda: label_actions.add_structure(window))
         self.island_box = QDoubleSpinBox(minimum=0.01, maximum=10000, value=1.0, decimals=2)
@@ -106,18 +108,29 @@ class QtEditControls(QToolBar):
         self.addWidget(self.structure_box)
         self.addWidget(self.new_button)
         self.addSeparator()
-        self.fill_button = QToolButton(text="Fill holes")
-        self.largest_button = QToolButton(text="Largest island")
-        self.islands_button = QToolButton(text="Remove islands <")
-        for button, name, tip in (
-            (self.fill_button, "fill", "Fill enclosed holes of the active structure"),
-            (self.largest_button, "largest", "Keep only the largest part of the active structure"),
-            (self.islands_button, "small", "Remove parts of the active structure below the size"),
-        ):
-            button.setToolTip(tip)
-            button.clicked.connect(lambda _=False, n=name: run_operation(window, n))
-            self.addWidget(button)
+        from ctseg_gui.qt.window_controls import _action
+
+        self.fill_action = _action(window, "Fill holes", lambda: run_operation(window, "fill"))
+        self.largest_action = _action(
+            window, "Keep largest island", lambda: run_operation(window, "largest")
+        )
+        self.islands_action = _action(
+            window, "Remove small islands", lambda: run_operation(window, "small")
+        )
+        self.fill_action.setToolTip("Fill enclosed holes of the active structure")
+        self.largest_action.setToolTip("Keep only the largest part of the active structure")
+        self.cleanup_button = QToolButton(text="Clean up")
+        self.cleanup_button.setToolTip("Fill holes or remove islands of the active structure")
+        self.cleanup_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        cleanup = QMenu(self.cleanup_button)
+        for action in (self.fill_action, self.largest_action, self.islands_action):
+            cleanup.addAction(action)
+        self.cleanup_button.setMenu(cleanup)
+        self.addWidget(self.cleanup_button)
+        self.addWidget(QLabel(" Island < "))
         self.addWidget(self.island_box)
+        self.island_box.valueChanged.connect(self._on_island_box_changed)
+        self._on_island_box_changed(self.island_box.value())
         self.addSeparator()
         self.addWidget(QLabel(" Click model "))
         self.addWidget(self.click_box)
@@ -144,6 +157,10 @@ class QtEditControls(QToolBar):
             return None
         low, high = sorted((self.hu_min.value(), self.hu_max.value()))
         return (low, high)
+
+    def _on_island_box_changed(self, value: float) -> None:
+        self.islands_action.setText(f"Remove small islands (< {value:g} mL)")
+        self.islands_action.setToolTip(f"Remove parts of the active structure below {value:g} mL")
 
     def _on_size_box_changed(self, value: float) -> None:
         with QSignalBlocker(self.size_slider):
@@ -295,14 +312,9 @@ def install_edit_controls(window) -> QtEditControls:
 
     edit = window.edit_menu
     edit.addSeparator()
-    window.fill_holes_action = _action(window, "Fill holes", lambda: run_operation(window, "fill"))
-    window.largest_island_action = _action(
-        window, "Keep largest island", lambda: run_operation(window, "largest")
-    )
-    window.small_islands_action = _action(
-        window, "Remove small islands", lambda: run_operation(window, "small")
-    )
-    window.small_islands_action.setToolTip("Remove parts smaller than the toolbar's mL size")
+    window.fill_holes_action = controls.fill_action
+    window.largest_island_action = controls.largest_action
+    window.small_islands_action = controls.islands_action
     for action in (window.fill_holes_action, window.largest_island_action,
                    window.small_islands_action):  # fmt: skip
         edit.addAction(action)

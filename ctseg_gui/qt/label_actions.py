@@ -263,8 +263,10 @@ def attach_label_table_menu(window) -> bool:
         value = None
         if index.isValid():
             value = panel.model.value_at(panel.proxy.mapToSource(index).row())
-        window.label_menu_value = value  # tests read what the menu was for
-        structure_menu(window, value, table).popup(table.viewport().mapToGlobal(pos))
+        menu = structure_menu(window, value, table)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.label_context_menu = menu  # the menu shown last (tests read it)
+        menu.popup(table.viewport().mapToGlobal(pos))
 
     table.customContextMenuRequested.connect(show)
     return True

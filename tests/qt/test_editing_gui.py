@@ -243,14 +243,11 @@ def test_label_management_with_confirmation(qtbot, opened, monkeypatch):
     row = next(r for r in range(panel.proxy.rowCount()) if panel.proxy.index(r, 2).data() == 1)
     rect = table.visualRect(panel.proxy.index(row, 3))
     table.customContextMenuRequested.emit(rect.center())
-    assert window.label_menu_value == 1
-    from PySide6.QtWidgets import QApplication
-
-    popup = QApplication.activePopupWidget()
-    if popup is not None:
-        texts = [a.text() for a in popup.actions()]
-        assert "Rename 'liver'…" in texts and "Delete 'liver'…" in texts
-        popup.close()
+    menu = window.label_context_menu
+    texts = [a.text() for a in menu.actions()]
+    assert "Rename 'liver'…" in texts and "Delete 'liver'…" in texts
+    qtbot.waitUntil(menu.isVisible)
+    menu.close()
     # The Labels menu lists the actions for the active structure.
     window.state.active_label = 1
     window.labels_menu.aboutToShow.emit()
