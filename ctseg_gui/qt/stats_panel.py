@@ -182,6 +182,8 @@ class QtStatsPanel(QWidget):
         document.labels_replaced.connect(self._on_document_labels_replaced)
         document.table_changed.connect(self._on_document_table_changed)
         document.closed.connect(self._on_document_closed)
+        if document.labels is not None:  # made after the labels arrived
+            self._on_document_labels_replaced(document.labels)
 
     # ---- public API --------------------------------------------------------------------------
     @property
