@@ -32,6 +32,7 @@ SHORTCUTS = (
     ("M", "Distance ruler tool"),
     ("G / C", "Rectangle / circle HU statistics tool"),
     ("B / E", "Brush / eraser for the active structure (right drag erases)"),
+    ("[ / ]", "Smaller / larger brush"),
     ("Ctrl+S / Ctrl+Shift+S", "Save labels / save labels as"),
     ("K", "Click refinement tool: left click adds, right or Shift click removes"),
     ("Esc", "Clear rulers and ROIs"),

@@ -81,7 +81,7 @@ class QtEditControls(QToolBar):
         self.island_box = QDoubleSpinBox(minimum=0.01, maximum=10000, value=1.0, decimals=2)
         self.island_box.setSuffix(" mL")
         self.island_box.setToolTip("Remove small islands: parts smaller than this go")
-        self.click_box = QComboBox()
+        self.click_box = _RefreshingComboBox(self.refresh_click_models)
         self.click_box.setToolTip("Model used by the click tool (K)")
         self.click_box.activated.connect(self._on_click_box_activated)
 
@@ -137,7 +137,7 @@ class QtEditControls(QToolBar):
 
         state.active_label_changed.connect(lambda _v: self.refresh_structures())
         document.table_changed.connect(self.refresh_structures)
-        document.labels_replaced.connect(lambda _labels: self.refresh_structures())
+        document.labels_replaced.connect(self._on_document_labels_replaced)
         document.closed.connect(self.refresh_structures)
         self.refresh_structures()
         self.refresh_click_models()
@@ -181,6 +181,21 @@ class QtEditControls(QToolBar):
                 self.structure_box.addItem(f"{value}: {name}", value)
             self.structure_box.setCurrentIndex(self.structure_box.findData(active))
 
+    def _on_document_labels_replaced(self, _labels) -> None:
+        self.document.editor.changed.connect(self._on_editor_changed)
+        self.refresh_structures()
+
+    def _on_editor_changed(self, _region) -> None:
+        # The first stroke of an unnamed structure adds it to the table ("label N").
+        if self.structure_box.currentText().endswith("(new)"):
+            labels = self.document.labels
+            if labels is not None and self.state.active_label in labels.table:
+                self.refresh_structures()
+
+    def change_size(self, factor: float) -> None:
+        """Scale the brush radius (keys ``[`` and ``]``)."""
+        self.size_box.setValue(self.size_box.value() * factor)
+
     def _on_structure_box_activated(self, index: int) -> None:
         value = self.structure_box.itemData(index)
         if value is not None:
@@ -215,6 +230,17 @@ class QtEditControls(QToolBar):
             path = next(p for m, _t, p in interactive_models() if m == model_id)
             tool.set_refiner_factory(_worker_refiner_factory(self.window_, path))
         self.click_model_changed.emit(model_id)
+
+
+class _RefreshingComboBox(QComboBox):
+    # Re-lists installed models each time it opens: a model installed meanwhile shows up.
+    def __init__(self, refresh) -> None:
+        super().__init__()
+        self._refresh = refresh
+
+    def showPopup(self) -> None:  # noqa: N802
+        self._refresh()
+        super().showPopup()
 
 
 def _reading_settings(controls: QtEditControls, tool: QtBrushTool, press):
@@ -304,6 +330,8 @@ def install_edit_controls(window) -> QtEditControls:
         "Ctrl+Shift+S",
     )  # fmt: skip
     window.save_labels_action, window.save_labels_as_action = save, save_as
+    _action(window, "Smaller brush", lambda: controls.change_size(1 / 1.25), "[")
+    _action(window, "Larger brush", lambda: controls.change_size(1.25), "]")
     file_menu = window.file_menu
     anchor = window.labels_action
     actions = file_menu.actions()

@@ -119,8 +119,14 @@ def test_brush_toolbar_settings_and_undo_menu(qtbot, opened):
     axial = window.slice_views["axial"]
     controls.brush_action.trigger()
     assert controls.brush_action.isChecked() and axial._tool is controls.brush
-    controls.size_box.setValue(9.0)
-    assert controls.size_slider.value() == 9
+    controls.size_box.setValue(8.0)
+    bound = {a.shortcut().toString(): a for a in window.actions()}
+    assert bound["B"] is controls.brush_action and bound["E"] is controls.eraser_action
+    bound["]"].trigger()  # larger brush
+    assert controls.size_box.value() == 10.0
+    controls.size_slider.setValue(9)
+    assert controls.size_box.value() == 9.0
+    assert controls.structure_box.currentText() == "1: label 1 (new)"
     controls.shape_box.setCurrentIndex(1)  # 3D sphere
     controls.hu_check.setChecked(True)
     controls.hu_min.setValue(-50)
@@ -131,6 +137,7 @@ def test_brush_toolbar_settings_and_undo_menu(qtbot, opened):
     assert len(slices) > 3 and slices.max() - slices.min() <= 2 * 9 / 3 + 1  # 9 mm over 3 mm
     hu = image.array[mask]
     assert hu.min() >= -50 and hu.max() <= 100
+    assert controls.structure_box.currentText() == "1: label 1"  # the stroke named it
     assert window.undo_action.isEnabled() and window.undo_action.text() == "Undo paint"
     painted = labels.copy()
 
