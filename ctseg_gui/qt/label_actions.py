@@ -28,8 +28,8 @@ def default_labels_path(document) -> Path:
         stem = image.name
         for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm"):
             stem = stem.removesuffix(suffix)
-        folder = image if image.is_dir() else image.parent
-        return folder / f"{stem}_labels.nii.gz"
+        # Beside the image file, or beside (not inside) a DICOM folder.
+        return image.parent / f"{stem}_labels.nii.gz"
     return Path.cwd() / "labels.nii.gz"
 
 

@@ -324,3 +324,15 @@ def test_click_model_choice_runs_an_installed_deepgrow_model_in_the_worker(
 
     controls.select_click_model(None)  # back to the model-free refiner
     assert tool.refiner_factory is None and not tool.clicks
+
+
+def test_default_save_path_beside_the_image(tmp_path):
+    from types import SimpleNamespace
+
+    doc = SimpleNamespace(labels_path=None, path=tmp_path / "ct.nii.gz")
+    assert label_actions.default_labels_path(doc) == tmp_path / "ct_labels.nii.gz"
+    doc.path = tmp_path / "series"  # a DICOM folder
+    (tmp_path / "series").mkdir()
+    assert label_actions.default_labels_path(doc) == tmp_path / "series_labels.nii.gz"
+    doc.labels_path = tmp_path / "mine.nii"  # a loaded label file is saved back in place
+    assert label_actions.default_labels_path(doc) == tmp_path / "mine.nii"
