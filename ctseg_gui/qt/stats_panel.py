@@ -40,14 +40,15 @@ from PySide6.QtWidgets import (
 from ctseg_gui.core.document import Document
 from ctseg_gui.core.stats import STAT_COLUMNS
 
-HEADERS = ("#", "Name", "Voxels", "Volume (mL)", "Mean HU", "Std HU")
+# Short headers (the dock is narrow; the name gets the width); tooltips give units.
+HEADERS = ("#", "Name", "Voxels", "mL", "Mean", "SD")
 TOOLTIPS = (
     "Label value",
     "Structure",
     "Voxel count",
     "Volume in millilitres (voxels x voxel volume)",
-    "Mean CT value in Hounsfield units",
-    "Standard deviation of the CT values (population, ddof=0)",
+    "Mean CT value (HU)",
+    "Standard deviation of the CT values (HU; population, ddof=0)",
 )
 SORT_ROLE = Qt.ItemDataRole.UserRole  # numbers sort as numbers
 DEBOUNCE_MS = 600
@@ -155,6 +156,10 @@ class QtStatsPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # Numbers take what they need and the name the rest: no horizontal scrolling, no
+        # structure name squeezed to two letters.
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         header = self.table.horizontalHeader()
         for column in range(len(HEADERS)):
             mode = (

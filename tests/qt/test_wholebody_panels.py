@@ -95,6 +95,13 @@ def test_names_and_volumes_are_not_clipped_in_the_window(qtbot, viewer, open_and
     assert panel.table.columnWidth(VOLUME) >= widest_volume + 4
     assert viewer.label_dock.width() >= 420
 
+    # The statistics tab computes when shown; its name column is not squeezed by the numbers.
+    stats = viewer.stats_panel
+    with qtbot.waitSignal(stats.computed, timeout=WAIT_MS):
+        viewer.stats_dock.raise_()
+    assert stats.table.columnWidth(1) >= metrics.horizontalAdvance("lung_middle_lobe_right") + 8
+    assert stats.table.horizontalScrollBar().maximum() == 0
+
 
 @pytest.fixture
 def stats_panel(qtbot, document):
