@@ -10,8 +10,8 @@ from PySide6.QtCore import QTimer, Signal
 vtkmodules.qt.PyQtImpl = "PySide6"
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor  # noqa: E402
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera  # noqa: E402
-from vtkmodules.vtkInteractionWidgets import vtkOrientationMarkerWidget  # noqa: E402
 from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor  # noqa: E402
+from vtkmodules.vtkRenderingCore import vtkRenderer  # noqa: E402
 
 from ctseg_gui.core.document import Document  # noqa: E402
 from ctseg_gui.render.scene3d import Scene3D, build_surfaces, surface_input  # noqa: E402
@@ -43,7 +43,9 @@ class QtView3D(QVTKRenderWindowInteractor):
         self.scene = Scene3D()
         self.GetRenderWindow().AddRenderer(self.scene.renderer)
         self._Iren.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
-        self._marker = _orientation_marker(self._Iren)
+        self._marker = _orientation_marker(self.scene.renderer)
+        self.GetRenderWindow().SetNumberOfLayers(2)
+        self.GetRenderWindow().AddRenderer(self._marker)
         self.volume_rendering = False
         self._dirty = False
         self._request = 0
@@ -132,8 +134,13 @@ class QtView3D(QVTKRenderWindowInteractor):
         self.maximise_requested.emit(self.view)
 
 
-def _orientation_marker(interactor) -> vtkOrientationMarkerWidget:
-    """A small cube in the corner naming the patient's sides (LPS: +x left, +y posterior)."""
+def _orientation_marker(main: vtkRenderer) -> vtkRenderer:
+    """A small cube in the corner naming the patient's sides (LPS: +x left, +y posterior).
+
+    Drawn by an overlay renderer whose camera follows the main camera's direction before each
+    render. (vtkOrientationMarkerWidget does the same but pulls in vtkInteractionWidgets and its
+    dependencies, about 26 MB of the installed app.)
+    """
     cube = vtkAnnotatedCubeActor()
     for face, text in (("XPlus", "L"), ("XMinus", "R"), ("YPlus", "P"), ("YMinus", "A"),
                        ("ZPlus", "S"), ("ZMinus", "I")):  # fmt: skip
@@ -144,10 +151,24 @@ def _orientation_marker(interactor) -> vtkOrientationMarkerWidget:
     for side in ("X", "Y", "Z"):
         getattr(cube, f"Get{side}PlusFaceProperty")().SetColor(0.95, 0.75, 0.35)
         getattr(cube, f"Get{side}MinusFaceProperty")().SetColor(0.95, 0.75, 0.35)
-    widget = vtkOrientationMarkerWidget()
-    widget.SetOrientationMarker(cube)
-    widget.SetInteractor(interactor)
-    widget.SetViewport(0.0, 0.0, 0.12, 0.17)
-    widget.SetEnabled(1)
-    widget.InteractiveOff()
-    return widget
+    overlay = vtkRenderer()
+    overlay.SetViewport(0.0, 0.0, 0.12, 0.17)
+    overlay.SetLayer(1)
+    overlay.InteractiveOff()
+    overlay.AddViewProp(cube)
+    marker_camera = overlay.GetActiveCamera()
+
+    def follow(*_) -> None:
+        camera = main.GetActiveCamera()
+        direction = [
+            p - f for p, f in zip(camera.GetPosition(), camera.GetFocalPoint(), strict=True)
+        ]
+        length = sum(d * d for d in direction) ** 0.5 or 1.0
+        marker_camera.SetFocalPoint(0.0, 0.0, 0.0)
+        marker_camera.SetPosition(*(5.0 * d / length for d in direction))
+        marker_camera.SetViewUp(camera.GetViewUp())
+        overlay.ResetCameraClippingRange()
+
+    main.AddObserver("StartEvent", follow)
+    follow()
+    return overlay
