@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ctseg_gui.qt import resource_estimate
-from ctseg_gui.qt.resource_estimate import Estimate, QtEstimator
+from ctseg_gui.qt.resource_estimate import Estimate, QtEstimator, QtFallbackBox
 from ctseg_gui.qt.worker_bridge import QtComputeBridge
 
 BUILTIN_ID = "ct-tissues"
@@ -449,31 +448,14 @@ class QtModelPanel(QWidget):
 
     # ---- estimate and fallback -------------------------------------------------------------
     def _build_fallback_box(self) -> None:
-        self.fallback_box = QFrame()
-        self.fallback_box.setFrameShape(QFrame.Shape.StyledPanel)
-        self.fallback_box.setStyleSheet("QFrame { border: 1px solid #c98a2b; border-radius: 3px; }"
-                                        " QLabel, QPushButton { border: none; }")  # fmt: skip
-        self.fallback_label = QLabel()
-        self.fallback_label.setWordWrap(True)
-        self.lowres_button = QPushButton("Use Low-res")
-        self.lowres_button.setStyleSheet("")
-        self.cpu_button = QPushButton("Use CPU")
-        self.run_anyway_button = QPushButton("Run anyway")
-        self.run_anyway_button.setToolTip("Start the run as chosen; it may run out of memory")
-        for button in (self.lowres_button, self.cpu_button, self.run_anyway_button):
-            button.setStyleSheet("QPushButton { border: 1px solid palette(mid); padding: 3px; }")
+        self.fallback_box = QtFallbackBox()
+        self.fallback_label = self.fallback_box.label
+        self.lowres_button = self.fallback_box.lowres_button
+        self.cpu_button = self.fallback_box.cpu_button
+        self.run_anyway_button = self.fallback_box.run_anyway_button
         self.lowres_button.clicked.connect(self.use_lowres)
         self.cpu_button.clicked.connect(self.use_cpu)
         self.run_anyway_button.clicked.connect(self.run_anyway)
-        row = QHBoxLayout()
-        row.addWidget(self.lowres_button)
-        row.addWidget(self.cpu_button)
-        row.addWidget(self.run_anyway_button)
-        box = QVBoxLayout(self.fallback_box)
-        box.setContentsMargins(6, 6, 6, 6)
-        box.addWidget(self.fallback_label)
-        box.addLayout(row)
-        self.fallback_box.hide()
 
     def _request_estimate(self) -> None:
         """Re-estimate for the current image, model, variant and device (cheap, in a thread)."""
@@ -522,22 +504,10 @@ class QtModelPanel(QWidget):
             self._submit()
 
     def _offer_fallback(self) -> None:
-        estimate = self.estimate
-        if estimate is None or estimate.fits:
+        if self.estimate is None or self.estimate.fits:
             return
         lowres = self.variant == "highres" and self.variant_box.findData("lowres") >= 0
-        cpu = estimate.on_gpu
-        offers = [text for on, text in ((lowres, "Low-res"), (cpu, "the CPU")) if on]
-        message = estimate.problem()
-        if offers:
-            message += " Use " + " or ".join(offers) + " instead, or run anyway."
-        else:
-            message += " Close other programs or use a smaller image, or run anyway."
-        self.fallback_label.setText(message)
-        self.lowres_button.setVisible(lowres)
-        self.cpu_button.setVisible(cpu)
-        self.fallback_box.show()
-        self.fallback_offered.emit(message)
+        self.fallback_offered.emit(self.fallback_box.offer(self.estimate, lowres))
 
     def _warm_up_if_needed(self) -> None:
         """Load torch in the worker once a deep model is chosen for an open image.

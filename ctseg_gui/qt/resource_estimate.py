@@ -12,11 +12,13 @@ import threading
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
-# Seconds per sliding-window step before this session has timed a real run. Measured order of
-# magnitude for the whole-body SegResNet at 96^3 (CPU: a few seconds on 2 busy cores; GPU: tens
-# of milliseconds); replaced by the measured rate after the first run of a model on a device.
-DEFAULT_SECONDS_PER_WINDOW = {"cpu": 2.5, "cuda": 0.08}
+# Seconds per sliding-window step until this session has timed a real run of the model on the
+# device (then the measured rate replaces it). CPU: the whole-body SegResNet (105 classes) took
+# 6.3 s per 96^3 window on 2 shared cores here, a whole 4-window run 42-47 s; a desktop with
+# more cores is faster, so the label says "rough". CUDA: a guess (no GPU measured yet).
+DEFAULT_SECONDS_PER_WINDOW = {"cpu": 6.0, "cuda": 0.1}
 _MEASURED_SECONDS_PER_WINDOW: dict[tuple, float] = {}
 
 # Headroom kept free for the viewer, the OS and the estimate's own error (about +-15%).
@@ -212,3 +214,41 @@ class QtEstimator(QObject):
             self.failed.emit(key, error)
         else:
             self.estimated.emit(key, result)
+
+
+class QtFallbackBox(QFrame):
+    """ "Needs 9 GB, 4 GB available" with Use Low-res / Use CPU / Run anyway buttons."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("fallbackBox")
+        self.setStyleSheet("#fallbackBox { border: 1px solid #c98a2b; border-radius: 3px; }")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.lowres_button = QPushButton("Use Low-res")
+        self.cpu_button = QPushButton("Use CPU")
+        self.run_anyway_button = QPushButton("Run anyway")
+        self.run_anyway_button.setToolTip("Start the run as chosen; it may run out of memory")
+        row = QHBoxLayout()
+        for button in (self.lowres_button, self.cpu_button, self.run_anyway_button):
+            row.addWidget(button)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addWidget(self.label)
+        box.addLayout(row)
+        self.hide()
+
+    def offer(self, estimate: Estimate, lowres: bool) -> str:
+        """Show why ``estimate`` does not fit and what to do; returns the message."""
+        cpu = estimate.on_gpu
+        offers = [text for on, text in ((lowres, "Low-res"), (cpu, "the CPU")) if on]
+        message = estimate.problem()
+        if offers:
+            message += " Use " + " or ".join(offers) + " instead, or run anyway."
+        else:
+            message += " Close other programs or use a smaller image, or run anyway."
+        self.label.setText(message)
+        self.lowres_button.setVisible(lowres)
+        self.cpu_button.setVisible(cpu)
+        self.show()
+        return message
