@@ -150,6 +150,7 @@ class QtModelPanel(QWidget):
         self._warmed = False
         self.estimate: Estimate | None = None
         self._estimate_raw: dict | None = None
+        self._estimate_key: tuple = ()
         self._run_when_estimated = False
         self.estimator = QtEstimator(self)
 
@@ -285,6 +286,8 @@ class QtModelPanel(QWidget):
             self._run_when_estimated = True
             self.stage_label.setText("Checking the memory this run needs…")
             return
+        if self._estimate_raw is not None:  # memory may have been freed or taken since
+            self.estimate = resource_estimate.make_estimate(self._estimate_raw, self._estimate_key)
         if self.estimate is not None and not self.estimate.fits:
             self._offer_fallback()
             self.stage_label.setText("Not started: " + self.estimate.problem())
@@ -480,8 +483,8 @@ class QtModelPanel(QWidget):
 
     @Slot(object, object)
     def _on_estimator_estimated(self, key, raw: dict) -> None:
-        self._estimate_raw = raw
-        self.estimate = resource_estimate.make_estimate(raw, key[:2])
+        self._estimate_raw, self._estimate_key = raw, key[:2]
+        self.estimate = resource_estimate.make_estimate(raw, self._estimate_key)
         text = self.estimate.text()
         if self.estimate.available_bytes is not None:
             memory = "GPU memory" if self.estimate.on_gpu else "RAM"

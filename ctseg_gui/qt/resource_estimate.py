@@ -7,6 +7,7 @@ in a background thread; a newer request makes older answers stale and they are d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -201,9 +202,11 @@ class QtEstimator(QObject):
                 ref = resolve_model(model_id, variant=variant)
                 result = estimate_resources(volume, ref, device)
         except Exception as error:  # noqa: BLE001 - shown to the user, never a traceback
-            self._finished.emit(generation, key, None, str(error) or type(error).__name__)
-            return
-        self._finished.emit(generation, key, result, "")
+            result, message = None, str(error) or type(error).__name__
+        else:
+            message = ""
+        with contextlib.suppress(RuntimeError):  # the panel was closed while we computed
+            self._finished.emit(generation, key, result, message)
 
     @Slot(int, object, object, str)
     def _on_thread_finished(self, generation: int, key, result, error: str) -> None:

@@ -8,6 +8,7 @@ While the panel is hidden nothing is computed; showing it catches up.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import threading
@@ -238,9 +239,11 @@ class QtStatsPanel(QWidget):
         try:
             rows = structure_statistics(labels)
         except Exception as error:  # noqa: BLE001 - shown in the panel, never a traceback
-            self._finished.emit(generation, None, 0.0, str(error))
-            return
-        self._finished.emit(generation, rows, time.perf_counter() - started, "")
+            rows, message = None, str(error) or type(error).__name__
+        else:
+            message = ""
+        with contextlib.suppress(RuntimeError):  # the panel was closed while we computed
+            self._finished.emit(generation, rows, time.perf_counter() - started, message)
 
     @Slot(int, object, float, str)
     def _on_thread_finished(self, generation: int, rows, seconds: float, error: str) -> None:

@@ -111,6 +111,14 @@ def test_fallback_offers_lowres_and_run_anyway(qtbot, panel, abdomen, monkeypatc
     assert panel.variant == "lowres" and panel.variant_buttons["lowres"].isChecked()
     assert fits.fits and panel.fallback_box.isHidden()
 
+    # Memory taken by something else since the estimate: Run looks again before starting.
+    monkeypatch.setattr(resource_estimate, "available_memory_bytes", lambda device, raw=None: 1)
+    with qtbot.waitSignal(panel.fallback_offered, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    assert not started and "Close other programs" in blocker.args[0]
+    assert panel.lowres_button.isHidden() and panel.cpu_button.isHidden()
+    monkeypatch.setattr(resource_estimate, "available_memory_bytes", lambda device, raw=None: room)
+
     # Back to High-res, and the user overrides.
     with qtbot.waitSignal(panel.fallback_offered, timeout=WAIT_MS):
         panel.select_model("wholeBody_ct_segmentation", "highres")
