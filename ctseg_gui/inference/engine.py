@@ -358,7 +358,8 @@ def estimate_resources(volume: Volume, model: ModelRef, device: str = "auto") ->
         + volume.array.size * 6  # input as read, and the reader's copy
         + int(volume.array.size * shrink * 8 * 2)
         + voxels * 4 * 2  # network-grid image and one resampling intermediate
-        + classes * slab * 4 * 2  # the row buffer and its growth copy
+        + classes * slab * 4  # the row buffer of class scores
+        + classes * roi_voxels * 4 * settings.sw_batch_size * 2  # network output, weighted copy
         + voxels * 2  # labels
         + params * 2
         + activations
