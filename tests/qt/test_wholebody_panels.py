@@ -178,3 +178,27 @@ def test_statistics_follow_label_edits(qtbot, stats_panel, document):
     # Renaming needs no recount: the shown name follows the table at once.
     document.update_label(1, name="spleen (edited)")
     assert stats_panel.model.rows[0].name == "spleen (edited)"
+
+
+def test_whole_body_result_brings_group_toggles_to_the_window(
+    qtbot, viewer, open_and_wait, abdomen_ct, reference_labels
+):
+    from ctseg_gui.core.labels import LabelMap
+    from ctseg_gui.inference.catalog import get_manifest
+    from ctseg_gui.qt.models_panel import with_grouped_table
+
+    open_and_wait(viewer, abdomen_ct)
+    panel = viewer.label_panel
+    assert panel.groups_box.isHidden()
+    # A whole-body result as the worker returns it: the catalog's 104 names, no groups.
+    image = viewer.document.image
+    array = read_label_map(reference_labels, image).array
+    names_only = get_manifest("wholeBody_ct_segmentation").label_table()
+    assert not any(e.group for e in names_only)
+    result = with_grouped_table(LabelMap(array, image, names_only))
+    viewer._on_model_panel_result_ready(result)
+    assert not panel.groups_box.isHidden() and set(panel.group_boxes) == set(WHOLEBODY_GROUPS)
+    assert viewer.document.labels.table[1].name == "spleen"
+    qtbot.mouseClick(panel.group_boxes["vertebrae"], Qt.MouseButton.LeftButton)
+    hidden = {e.value for e in viewer.document.labels.table if not e.visible}
+    assert len(hidden) == 24 and viewer.document.labels.table[min(hidden)].group == "vertebrae"
