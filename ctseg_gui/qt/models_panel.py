@@ -152,7 +152,7 @@ class QtModelPanel(QWidget):
         self._estimate_raw: dict | None = None
         self._estimate_key: tuple = ()
         self._run_when_estimated = False
-        self.estimator = QtEstimator(self)
+        self.estimator = QtEstimator(lambda: self.bridge.client, self)
 
         self.model_box = QComboBox()
         # The variant lives in a (hidden) combo box; the user sees one radio button per variant,

@@ -2,7 +2,8 @@
 
 The prediction is the engine's :func:`~ctseg_gui.inference.engine.estimate_resources` (geometry
 only, the model never runs). It parses the bundle config, which imports torch and MONAI, so it runs
-in a background thread; a newer request makes older answers stale and they are dropped.
+in the compute worker, waited for on a background thread; a newer request makes older answers
+stale and they are dropped.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ def format_duration(seconds: float) -> str:
 
 
 class QtEstimator(QObject):
-    """Runs ``estimate_resources`` in a thread; only the newest request's answer is emitted.
+    """Asks the compute worker for ``estimate_resources`` from a thread; only the newest
+    request's answer is emitted.
 
     Signals
     -------
@@ -161,8 +163,11 @@ class QtEstimator(QObject):
     failed = Signal(object, str)
     _finished = Signal(int, object, object, str)  # from the thread, queued to the GUI thread
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, client_provider, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        # The estimate runs in the compute worker: planning a bundle loads torch and MONAI,
+        # which must stay out of the GUI process.
+        self._client_provider = client_provider
         self._generation = 0
         self._pending = False
         self._finished.connect(self._on_thread_finished)
@@ -177,9 +182,10 @@ class QtEstimator(QObject):
         self._generation += 1
         self._pending = True
         key = (model_id, variant, device)
+        client = self._client_provider()  # made on the GUI thread, used from the thread
         thread = threading.Thread(
             target=self._work,
-            args=(self._generation, key, volume),
+            args=(self._generation, key, volume, client),
             name="ctseg-estimate",
             daemon=True,
         )
@@ -190,17 +196,13 @@ class QtEstimator(QObject):
         self._generation += 1
         self._pending = False
 
-    def _work(self, generation: int, key: tuple, volume) -> None:
+    def _work(self, generation: int, key: tuple, volume, client) -> None:
         try:
-            from ctseg_gui.inference.engine import estimate_resources
-            from ctseg_gui.inference.modelref import resolve_model
-
             model_id, variant, device = key
             with _ENGINE_LOCK:
                 if generation != self._generation:
                     return  # superseded while waiting for the lock
-                ref = resolve_model(model_id, variant=variant)
-                result = estimate_resources(volume, ref, device)
+                result = client.estimate(volume, model_id, variant=variant, device=device)
         except Exception as error:  # noqa: BLE001 - shown to the user, never a traceback
             result, message = None, str(error) or type(error).__name__
         else:

@@ -191,6 +191,38 @@ class ComputeClient:
                 key = self._image_keys[volume] = uuid.uuid4().hex
             return key
 
+    def estimate(
+        self,
+        volume,
+        model_id: str | None,
+        *,
+        variant: str | None = None,
+        device: str = "auto",
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """The engine's resource estimate for segmenting ``volume``, computed in the worker.
+
+        Blocks until the answer arrives (call it off the GUI thread). Raises
+        :class:`~ctseg_gui.core.errors.CtsegError` with the worker's message when it fails.
+        """
+        from ctseg_gui.core.errors import CtsegError
+        from ctseg_gui.worker.jobs import volume_params
+
+        params = {
+            "image": volume_params(volume),
+            "shape": list(volume.array.shape),
+            "model_id": model_id,
+            "variant": variant,
+            "device": device,
+        }
+        job = self.submit("estimate", params, finish=lambda result: result.info["estimate"])
+        if not job.wait(timeout):
+            job.cancel()
+            raise CtsegError("the compute worker did not answer the resource estimate in time")
+        if job.state != "finished":
+            raise CtsegError(job.error or f"resource estimate {job.state}")
+        return job.result
+
     def submit_clicks(
         self,
         volume,

@@ -86,6 +86,25 @@ def segment(
     return {"labels": labels.array}, info
 
 
+def estimate(
+    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Predicted peak memory and time of a segmentation (the engine's ``estimate_resources``).
+
+    Runs here, not in the app, because planning a bundle loads torch and MONAI. Only the image
+    geometry and ``shape`` travel: the estimate never looks at voxels, so a zero-stride array
+    stands in for them.
+    """
+    from ctseg_gui.inference import resolve_model
+    from ctseg_gui.inference.engine import estimate_resources
+
+    stand_in = np.broadcast_to(np.int16(0), tuple(params["shape"]))
+    volume = volume_from(params["image"], stand_in)
+    ref = resolve_model(params.get("model_id"), params.get("bundle"), params.get("variant"))
+    # Nested: the server adds its own keys (``seconds`` of the job...) to ``info``.
+    return {}, {"estimate": estimate_resources(volume, ref, params.get("device") or "auto")}
+
+
 def clicks(
     params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

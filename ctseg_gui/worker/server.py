@@ -31,6 +31,7 @@ from ctseg_gui.worker.protocol import AUTHKEY_ENV
 JOBS: dict[str, str] = {
     "segment": "ctseg_gui.worker.jobs:segment",
     "clicks": "ctseg_gui.worker.jobs:clicks",
+    "estimate": "ctseg_gui.worker.jobs:estimate",
     "echo": "ctseg_gui.worker.jobs:echo",
     "warm_up": "ctseg_gui.worker.jobs:warm_up",
     "status": "ctseg_gui.worker.jobs:status",

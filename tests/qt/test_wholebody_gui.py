@@ -80,7 +80,11 @@ def test_resolution_switch_and_estimate(qtbot, panel, abdomen):
     small = Volume(a.array[:40].copy(), a.spacing, a.origin, a.direction, dict(a.metadata))
     smaller = _estimate_after(qtbot, panel, lambda: panel.set_volume(small))
     assert smaller.peak_bytes < high.peak_bytes
-    assert panel.bridge._client is None  # estimating never started the worker or the model
+    # The estimates ran in the compute worker (torch stays out of the GUI process) and planned
+    # the model without loading its network.
+    status = panel.bridge.client.submit("status", finish=lambda result: result.info)
+    assert status.wait(120) and status.state == "finished"
+    assert status.result["torch_loaded"] and status.result["networks"] == []
 
 
 def test_fallback_offers_lowres_and_run_anyway(qtbot, panel, abdomen, monkeypatch):
