@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class ProgressBar:
     """One self-rewriting line on stderr: stage, bar, percent, elapsed time."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
-        self.stream, self.width = stream, width
+    def __init__(self, stream=None, width: int = 30) -> None:
+        # sys.stderr looked up now, not at import: it may have been replaced since
+        self.stream, self.width = stream or sys.stderr, width
         self.start = time.monotonic()
         self.stage = None
 

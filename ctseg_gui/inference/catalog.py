@@ -51,7 +51,17 @@ class ModelManifest:
     path: Path
 
     def label_table(self) -> LabelTable:
-        """Names and colours of the output labels (background excluded)."""
+        """Names, colours and groups of the output labels (background excluded).
+
+        A manifest whose ``labels_file`` is a full label table (``{"labels": [...]}``, e.g. the
+        whole-body table with groups) gives that table; plain names get generated colours.
+        """
+        table_file = self.raw.get("labels_file")
+        if table_file:
+            from ctseg_gui.core.label_tables import load_label_table
+            from ctseg_gui.resources import resource_path
+
+            return load_label_table(resource_path(table_file))
         return LabelTable.from_names({v: n for v, n in self.labels.items() if v != 0})
 
     def variant(self, name: str | None) -> Variant | None:
@@ -74,6 +84,8 @@ def _labels(data: dict[str, Any], manifest_path: Path) -> dict[int, str]:
         from ctseg_gui.resources import resource_path
 
         names = json.loads(resource_path(data["labels_file"]).read_text())
+        if isinstance(names, dict) and "labels" in names:  # a label table with colours
+            return {int(e["value"]): str(e["name"]) for e in names["labels"]}
         if isinstance(names, dict):  # {"1": "spleen", ...}
             return {int(k): str(v) for k, v in names.items()}
         return {i + 1: str(n) for i, n in enumerate(names)}

@@ -378,7 +378,7 @@ class QtModelPanel(QWidget):
         if volume is not self._volume:
             return  # the image changed while the job ran: stale
         self.status_changed.emit(f"{self.model_box.currentText()}: labels ready")
-        self.result_ready.emit(with_grouped_table(labels))
+        self.result_ready.emit(labels)
 
     @Slot(int, str)
     def _on_bridge_failed(self, job_id: int, message: str) -> None:
@@ -548,22 +548,3 @@ def format_seconds(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds} s"
     return f"{seconds // 60} min {seconds % 60:02d} s"
-
-
-def with_grouped_table(labels):
-    """Give a whole-body result the shipped 104-structure table with groups and colours.
-
-    The catalog's table only has names; when a result's names are exactly the whole-body ones,
-    the label panel can then offer group toggles (organs, vessels, vertebrae...).
-    """
-    try:
-        from ctseg_gui.core.label_tables import wholebody_table
-        from ctseg_gui.resources import resource_path
-
-        grouped = wholebody_table(resource_path())
-    except (ImportError, OSError, ValueError):
-        return labels
-    names = {e.value: e.name for e in labels.table}
-    if not names or names != {e.value: e.name for e in grouped}:
-        return labels
-    return type(labels)(labels.array, labels.image, grouped)

@@ -185,17 +185,16 @@ def test_whole_body_result_brings_group_toggles_to_the_window(
 ):
     from ctseg_gui.core.labels import LabelMap
     from ctseg_gui.inference.catalog import get_manifest
-    from ctseg_gui.qt.models_panel import with_grouped_table
 
     open_and_wait(viewer, abdomen_ct)
     panel = viewer.label_panel
     assert panel.groups_box.isHidden()
-    # A whole-body result as the worker returns it: the catalog's 104 names, no groups.
+    # A whole-body result as the engine returns it: the catalog's table, with groups.
     image = viewer.document.image
     array = read_label_map(reference_labels, image).array
-    names_only = get_manifest("wholeBody_ct_segmentation").label_table()
-    assert not any(e.group for e in names_only)
-    result = with_grouped_table(LabelMap(array, image, names_only))
+    table = get_manifest("wholeBody_ct_segmentation").label_table()
+    assert {e.group for e in table} == set(WHOLEBODY_GROUPS)
+    result = LabelMap(array, image, table)
     viewer._on_model_panel_result_ready(result)
     assert not panel.groups_box.isHidden() and set(panel.group_boxes) == set(WHOLEBODY_GROUPS)
     assert viewer.document.labels.table[1].name == "spleen"
