@@ -18,12 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import csv
     import sys
 
     from ctseg_gui.core.errors import CtsegError
     from ctseg_gui.core.label_tables import load_label_table, wholebody_table
-    from ctseg_gui.core.stats import STAT_COLUMNS, structure_statistics
+    from ctseg_gui.core.stats import structure_statistics, write_stats_csv
     from ctseg_gui.io import read_image, read_label_map
     from ctseg_gui.resources import resource_path
 
@@ -39,13 +38,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CtsegError(f"cannot write: {error.strerror or error}", args.output) from error
     try:
-        writer = csv.DictWriter(out, fieldnames=STAT_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            values = row.as_row()
-            for key in ("volume_ml", "mean_hu", "std_hu"):
-                values[key] = f"{values[key]:.4f}"
-            writer.writerow(values)
+        write_stats_csv(rows, out)
     finally:
         if out is not sys.stdout:
             out.close()

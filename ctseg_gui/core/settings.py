@@ -24,7 +24,7 @@ def user_config_dir() -> Path:
     """Folder for settings (``CTSEG_CONFIG_DIR`` overrides platformdirs)."""
     override = os.environ.get("CTSEG_CONFIG_DIR")
     if override:
-        return Path(override)
+        return Path(override).expanduser()
     import platformdirs
 
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
@@ -34,7 +34,7 @@ def user_data_dir() -> Path:
     """Folder for installed models, autosaves and logs (``CTSEG_DATA_DIR`` overrides)."""
     override = os.environ.get("CTSEG_DATA_DIR")
     if override:
-        return Path(override)
+        return Path(override).expanduser()
     import platformdirs
 
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))

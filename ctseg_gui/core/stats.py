@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import TextIO
 
 import numpy as np
 
@@ -62,3 +65,18 @@ def structure_statistics(labels: LabelMap) -> list[StructureStats]:
             )
         )
     return rows
+
+
+def write_stats_csv(rows: Iterable[StructureStats], out: TextIO) -> None:
+    """Write rows as CSV with columns ``value,name,voxels,volume_ml,mean_hu,std_hu``.
+
+    Floats get four decimals. ``ctseg stats`` and the GUI's export both use this, so their files
+    compare equal.
+    """
+    writer = csv.DictWriter(out, fieldnames=STAT_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        values = row.as_row()
+        for key in ("volume_ml", "mean_hu", "std_hu"):
+            values[key] = f"{values[key]:.4f}"
+        writer.writerow(values)

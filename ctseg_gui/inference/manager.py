@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -20,24 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctseg_gui.core.errors import CtsegError
+from ctseg_gui.core.settings import user_data_dir
 from ctseg_gui.inference.errors import BundleError, ModelNotFoundError
 
 INSTALL_RECORD = "ctseg-install.json"
 
 
-def data_dir() -> Path:
-    """The per-user data folder (``CTSEG_DATA_DIR`` when set)."""
-    override = os.environ.get("CTSEG_DATA_DIR")
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("ctseg-gui", appauthor=False))
-
-
 def models_dir() -> Path:
     """Where installed bundles live."""
-    return data_dir() / "models"
+    return user_data_dir() / "models"
 
 
 @dataclass
@@ -310,7 +300,7 @@ def download_and_install(
     errors = []
     for candidate in candidates:
         name = candidate.rstrip("/").rsplit("/", 1)[-1] or f"{model_id}.zip"
-        target = data_dir() / "downloads" / name
+        target = user_data_dir() / "downloads" / name
         try:
             path = target if target.exists() else download(candidate, target, progress)
         except CtsegError as error:

@@ -9,7 +9,6 @@ While the panel is hidden nothing is computed; showing it catches up.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import threading
 import time
@@ -39,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from ctseg_gui.core.document import Document
-from ctseg_gui.core.stats import STAT_COLUMNS
+from ctseg_gui.core.stats import write_stats_csv
 
 # Short headers (the dock is narrow; the name gets the width); tooltips give units.
 HEADERS = ("#", "Name", "Voxels", "mL", "Mean", "SD")
@@ -53,21 +52,6 @@ TOOLTIPS = (
 )
 SORT_ROLE = Qt.ItemDataRole.UserRole  # numbers sort as numbers
 DEBOUNCE_MS = 600
-
-
-def write_stats_csv(rows, path: str | Path) -> None:
-    """Write rows as ``ctseg stats`` does: columns ``value,name,voxels,volume_ml,mean_hu,std_hu``.
-
-    Floats get four decimals, as in the command's output, so the two files compare equal.
-    """
-    with open(path, "w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=STAT_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            values = row.as_row()
-            for key in ("volume_ml", "mean_hu", "std_hu"):
-                values[key] = f"{values[key]:.4f}"
-            writer.writerow(values)
 
 
 class StatsTableModel(QAbstractTableModel):
@@ -224,7 +208,8 @@ class QtStatsPanel(QWidget):
 
     def export_csv(self, path: str | Path) -> None:
         """Write the shown statistics to ``path`` (the ``ctseg stats`` CSV format)."""
-        write_stats_csv(sorted(self.model.rows, key=lambda r: r.value), path)
+        with open(path, "w", newline="") as out:
+            write_stats_csv(sorted(self.model.rows, key=lambda r: r.value), out)
 
     # ---- events ------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802
