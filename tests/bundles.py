@@ -315,3 +315,30 @@ def build_wholebody_bundle(root: Path, seed: int = 0, num_workers: int = 0) -> P
         state = _seeded_state_dict(WHOLEBODY_NETWORK, seed + offset)
         torch.save(state, bundle / "models" / name)
     return bundle
+
+
+def build_deepgrow_bundle(root: Path, spatial_size=(24, 48, 48), seed: int = 0):
+    """A Deepgrow 3D bundle (configs/inference.json + models/model.pt) with a fixed-seed
+    BasicUNet taking image + positive + negative guidance; returns the network."""
+    import torch
+
+    from ctseg_gui.interactive.deep import build_test_deepgrow_network
+
+    root = Path(root)
+    network = build_test_deepgrow_network(spatial_dims=3, seed=seed)
+    (root / "configs").mkdir(parents=True)
+    (root / "models").mkdir()
+    torch.save(network.state_dict(), root / "models" / "model.pt")
+    config = {
+        "deepgrow_spatial_dims": 3,
+        "spatial_size": list(spatial_size),
+        "network_def": {
+            "_target_": "BasicUNet",
+            "spatial_dims": 3,
+            "in_channels": 3,
+            "out_channels": 1,
+            "features": [8, 8, 16, 32, 64, 8],
+        },
+    }
+    (root / "configs" / "inference.json").write_text(json.dumps(config))
+    return network

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from bundles import build_deepgrow_bundle
 
 from ctseg_gui.interactive.clicks import Click
 from ctseg_gui.interactive.deep import (
@@ -86,30 +87,8 @@ def test_deepgrow_2d_matches_monai_transforms(ct):
     assert not ours[:10].any() and not ours[11:].any()
 
 
-def write_bundle(root, seed=0):
-    import torch
-
-    network = build_test_deepgrow_network(spatial_dims=3, seed=seed)
-    (root / "configs").mkdir(parents=True)
-    (root / "models").mkdir()
-    torch.save(network.state_dict(), root / "models" / "model.pt")
-    config = {
-        "deepgrow_spatial_dims": 3,
-        "spatial_size": list(ROI3),
-        "network_def": {
-            "_target_": "BasicUNet",
-            "spatial_dims": 3,
-            "in_channels": 3,
-            "out_channels": 1,
-            "features": [8, 8, 16, 32, 64, 8],
-        },
-    }
-    (root / "configs" / "inference.json").write_text(json.dumps(config))
-    return network
-
-
 def test_bundle_through_refine_with_model_and_cli(ct, small_ct, tmp_path, capsys):
-    network = write_bundle(tmp_path / "bundle")
+    network = build_deepgrow_bundle(tmp_path / "bundle", ROI3)
     clicks = [Click((60, 50, 15), True)]
     mask = np.zeros(ct.array.shape, bool)
     region, values = refine_with_model(ct, mask, clicks, str(tmp_path / "bundle"))

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from bundles import spleen_config
+from bundles import build_deepgrow_bundle, spleen_config
 
 from ctseg_gui.io import read_image
 from ctseg_gui.worker import ComputeClient, JobEvent
@@ -117,36 +117,13 @@ def test_cancel_stops_at_the_next_window_batch(client, tiny_bundle, small_ct):
     assert again.wait(WAIT) and again.state == "finished", again.error
 
 
-def _deepgrow_bundle(root):
-    import torch
-
-    from ctseg_gui.interactive.deep import build_test_deepgrow_network
-
-    network = build_test_deepgrow_network(spatial_dims=3, seed=0)
-    (root / "configs").mkdir(parents=True)
-    (root / "models").mkdir()
-    torch.save(network.state_dict(), root / "models" / "model.pt")
-    config = {
-        "deepgrow_spatial_dims": 3,
-        "spatial_size": [24, 48, 48],
-        "network_def": {
-            "_target_": "BasicUNet",
-            "spatial_dims": 3,
-            "in_channels": 3,
-            "out_channels": 1,
-            "features": [8, 8, 16, 32, 64, 8],
-        },
-    }
-    (root / "configs" / "inference.json").write_text(json.dumps(config))
-    return root
-
-
 def test_clicks_run_in_the_worker_with_the_image_sent_once(client, small_ct, tmp_path, monkeypatch):
     from ctseg_gui.interactive.clicks import Click
     from ctseg_gui.interactive.deep import refine_with_model
     from ctseg_gui.worker import client as client_module
 
-    bundle = _deepgrow_bundle(tmp_path / "deepgrow")
+    bundle = tmp_path / "deepgrow"
+    build_deepgrow_bundle(bundle)
     volume = read_image(small_ct)
     written: list[str] = []
     real_write = client_module.write_array

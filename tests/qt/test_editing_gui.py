@@ -7,6 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+from bundles import build_deepgrow_bundle
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -262,30 +263,6 @@ def test_label_management_with_confirmation(qtbot, opened, monkeypatch):
     assert "New structure…" in texts and "Merge 'liver' into…" in texts
 
 
-def _tiny_deepgrow_bundle(root):
-    import torch
-
-    from ctseg_gui.interactive.deep import build_test_deepgrow_network
-
-    network = build_test_deepgrow_network(spatial_dims=3, seed=0)
-    (root / "configs").mkdir(parents=True)
-    (root / "models").mkdir()
-    torch.save(network.state_dict(), root / "models" / "model.pt")
-    config = {
-        "deepgrow_spatial_dims": 3,
-        "spatial_size": [24, 48, 48],
-        "network_def": {
-            "_target_": "BasicUNet",
-            "spatial_dims": 3,
-            "in_channels": 3,
-            "out_channels": 1,
-            "features": [8, 8, 16, 32, 64, 8],
-        },
-    }
-    (root / "configs" / "inference.json").write_text(json.dumps(config))
-    return root
-
-
 def test_click_model_choice_runs_an_installed_deepgrow_model_in_the_worker(
     qtbot, viewer, open_and_wait, small_ct, tmp_path, monkeypatch
 ):
@@ -294,7 +271,8 @@ def test_click_model_choice_runs_an_installed_deepgrow_model_in_the_worker(
     from ctseg_gui.qt.click_tool import WorkerRefiner
 
     monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))
-    installed = install(_tiny_deepgrow_bundle(tmp_path / "bundle"), "deepgrow_3d")
+    build_deepgrow_bundle(tmp_path / "bundle")
+    installed = install(tmp_path / "bundle", "deepgrow_3d")
     open_and_wait(viewer, small_ct)
     controls = viewer.edit_controls
     controls.refresh_click_models()
