@@ -22,7 +22,10 @@ COMMANDS = {
     "models": ("models", "list, install, verify or remove models"),
     "stats": ("stats", "volume and HU statistics per structure of a label map, as CSV"),
     "worker": ("worker", "internal: the compute worker process the app starts for model jobs"),
-    "clicks-eval": ("clicks_eval", "simulated click refinement of one structure: Dice and latency per click"),
+    "clicks-eval": (
+        "clicks_eval",
+        "simulated click refinement of one structure: Dice and latency per click",
+    ),
 }
 
 
