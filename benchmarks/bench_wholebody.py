@@ -25,10 +25,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def run_measured(command: list[str], env: dict) -> tuple[float, float, int, str]:
-    """(wall s, peak RSS MiB, exit code, stderr tail) of one child process."""
+def run_measured(
+    command: list[str], env: dict, memory_limit: int | None = None
+) -> tuple[float, float, int, str]:
+    """(wall s, peak RSS MiB, exit code, stderr tail) of one child process.
+
+    ``memory_limit`` (bytes) caps the child's address space, so a run that needs more than the
+    machine has fails with its own out-of-memory error instead of waking the kernel's OOM killer.
+    """
+
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
     start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=limit if memory_limit else None,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     err = process.stderr.read().decode(errors="replace")
     return (
@@ -69,6 +87,12 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=["lowres", "highres"])
     parser.add_argument("--monai-highres", action="store_true", help="also run MONAI's highres")
     parser.add_argument("--skip-monai", action="store_true")
+    parser.add_argument("--skip-ours", action="store_true")
+    parser.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        help="cap each run's address space (report an out-of-memory instead of swapping/killing)",
+    )
     args = parser.parse_args()
 
     from bundles import build_wholebody_bundle
@@ -81,6 +105,7 @@ def main() -> int:
         bundle = build_wholebody_bundle(tmp / "wholeBody_ct_segmentation", num_workers=1)
         env = dict(os.environ, CTSEG_DATA_DIR=str(tmp / "data"), CUDA_VISIBLE_DEVICES="")
         rows, outputs = [], {}
+        cap = int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else None
         for variant in args.variants:
             highres = variant == "highres"
             if not args.skip_monai and (not highres or args.monai_highres):
@@ -89,15 +114,17 @@ def main() -> int:
                        "--config_file", str(bundle / "configs/inference.json"),
                        "--bundle_root", str(bundle), "--datalist", f"['{ct}']",
                        "--output_dir", str(out), "--displayable_configs#highres", str(highres)]  # fmt: skip
-                wall, rss, code, err = run_measured(cmd, env)
+                wall, rss, code, err = run_measured(cmd, env, cap)
                 rows.append(("MONAI bundle run", variant, wall, rss, code, err))
                 found = list(out.rglob("*.nii.gz"))
                 if code == 0 and found:
                     outputs[("monai", variant)] = found[0]
+            if args.skip_ours:
+                continue
             ours = tmp / f"ours_{variant}.nii.gz"
             cmd = [sys.executable, "-m", "ctseg_gui.cli", "segment", str(ct), "-o", str(ours),
                    "--bundle", str(bundle), "--variant", variant, "--device", "cpu", "-q"]  # fmt: skip
-            wall, rss, code, err = run_measured(cmd, env)
+            wall, rss, code, err = run_measured(cmd, env, cap)
             rows.append(("ctseg segment", variant, wall, rss, code, err))
             if code == 0:
                 outputs[("ours", variant)] = ours
