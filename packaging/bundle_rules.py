@@ -125,6 +125,13 @@ EXCLUDED_MODULES = [
     # Pillow's AVIF codec (4.7 MB of libavif); we never read or write AVIF
     "PIL._avif",
     "PIL.AvifImagePlugin",
+    # Pixel data is decoded by GDCM (SimpleITK); pydicom only reads headers, so its optional
+    # JPEG plugins are not needed
+    "pylibjpeg",
+    "openjpeg",
+    "libjpeg",
+    # MATLAB/Matrix Market/WAV readers: only nibabel's SPM .mat and torch datapipes use them
+    "scipy.io",
 ]
 
 # Heavy optional packages left out unless our own code imports them (checked at build time, so a
@@ -172,6 +179,11 @@ _DROP_RULES = [
             r"^PySide6/Qt/plugins/platforms/libq(eglfs|linuxfb|vnc|minimalegl|vkkhrdisplay)"
         ),
         "Qt platforms for embedded devices",
+    ),
+    # Screenshots are PNG (built into QtGui) and icons SVG/ICO; no other image formats are read.
+    (
+        re.compile(r"^PySide6/Qt/plugins/imageformats/libq(gif|icns|jpeg|tga|tiff|wbmp|webp)\."),
+        "unused Qt image formats",
     ),
     # The UI is English and installs no QTranslator: Qt's own translations are never loaded.
     (re.compile(r"^PySide6/Qt/translations/"), "Qt translations"),

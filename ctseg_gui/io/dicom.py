@@ -51,8 +51,6 @@ _EVEN_STEP = 0.01
 # Up to this deviation the series loads with a warning; beyond it the geometry would be wrong.
 _TOLERATED_STEP = 0.10
 _MAX_TILT_DEGREES = 0.05
-# Below this many slices per thread, starting threads costs more than it saves.
-_SLICES_PER_THREAD = 8
 
 
 @dataclass
@@ -305,32 +303,19 @@ def load_series(entry: DicomSeries) -> Volume:
 
 
 def _decode_slices(files: list[str]) -> np.ndarray:
-    """Decode slices with GDCM in a few threads and stack them in the given order.
+    """Decode slices with GDCM (through SimpleITK) and stack them in the given order.
 
-    JPEG 2000 decoding dominates the load time of compressed series and ITK releases the GIL
-    while it decodes, so slabs of files decode in parallel; each slab is one ImageSeriesReader
-    (it applies each file's rescale slope/intercept). Geometry is not taken from ITK here.
+    One ImageSeriesReader applies each file's rescale slope/intercept; geometry is not taken
+    from ITK here. (Decoding slabs in parallel threads was faster, but ITK then hung in its
+    exit handlers now and then, so we stay on one thread.)
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    def decode(chunk: list[str]) -> np.ndarray:
-        reader = sitk().ImageSeriesReader()
-        reader.SetFileNames(chunk)
-        image = reader.Execute()
-        if image.GetNumberOfComponentsPerPixel() != 1:
-            raise ImageReadError("colour (RGB) slices: a greyscale CT is needed", chunk[0])
-        array = sitk().GetArrayFromImage(image)
-        return array if array.ndim == 3 else array[None]
-
-    workers = min(4, os.cpu_count() or 1, max(1, len(files) // _SLICES_PER_THREAD))
-    if workers == 1:
-        return decode(files)
-    bounds = np.linspace(0, len(files), workers + 1).astype(int)
-    with ThreadPoolExecutor(workers) as pool:
-        slabs = list(
-            pool.map(decode, [files[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
-        )
-    return np.concatenate(slabs, axis=0)
+    reader = sitk().ImageSeriesReader()
+    reader.SetFileNames(files)
+    image = reader.Execute()
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageReadError("colour (RGB) slices: a greyscale CT is needed", files[0])
+    array = sitk().GetArrayFromImage(image)
+    return array if array.ndim == 3 else array[None]
 
 
 def _check_slice_steps(
