@@ -3,20 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt
-
-
-def _pos(view, image, ijk) -> QPoint:
-    x, y = view.world_to_display(image.index_to_world(ijk))
-    return QPoint(round(x), round(y))
-
-
-def _stroke(qtbot, view, image, start, end, button=Qt.MouseButton.LeftButton):
-    qtbot.mousePress(view, button, pos=_pos(view, image, start))
-    for t in np.linspace(0, 1, 6)[1:]:
-        ijk = tuple(round(a + (b - a) * t) for a, b in zip(start, end, strict=True))
-        qtbot.mouseMove(view, _pos(view, image, ijk))
-    qtbot.mouseRelease(view, button, pos=_pos(view, image, end))
+from mouse import stroke
+from PySide6.QtCore import Qt
 
 
 def _on_slice(window, image, k):
@@ -39,7 +27,7 @@ def test_brush_stroke_is_one_undo_step_and_eraser_spares_others(
     axial = viewer.slice_views["axial"]
     _on_slice(viewer, image, 60)
     empty = labels.copy()
-    _stroke(qtbot, axial, image, (40, 50, 60), (70, 50, 60))
+    stroke(qtbot, axial, image, (40, 50, 60), (70, 50, 60))
     painted = labels.copy()
     value = viewer.state.active_label
     assert set(np.nonzero(painted == value)[0]) == {60}  # a disc stays in the view's slice
@@ -48,7 +36,7 @@ def test_brush_stroke_is_one_undo_step_and_eraser_spares_others(
     other = labels.copy()
     other[60, 50, 55] = 7  # another structure under the eraser
     assert editor.apply(None, other, "other")
-    _stroke(qtbot, axial, image, (35, 50, 60), (75, 50, 60), Qt.MouseButton.RightButton)
+    stroke(qtbot, axial, image, (35, 50, 60), (75, 50, 60), Qt.MouseButton.RightButton)
     assert not (labels == value).any() and labels[60, 50, 55] == 7
     assert editor.undo() and np.array_equal(labels[labels != 7], painted[labels != 7])
     assert editor.undo() and editor.undo()  # 'other', then the whole paint stroke at once
@@ -65,7 +53,7 @@ def test_sphere_brush_limited_to_hu_range(qtbot, viewer, open_and_wait, abdomen_
     viewer.set_tool(QtBrushTool(viewer.document, viewer.state, 12.0, True, (-50.0, 100.0)))
     _on_slice(viewer, image, 60)
     axial = viewer.slice_views["axial"]
-    _stroke(qtbot, axial, image, (50, 40, 60), (52, 40, 60))
+    stroke(qtbot, axial, image, (50, 40, 60), (52, 40, 60))
     mask = viewer.document.labels.array == viewer.state.active_label
     assert len(set(np.nonzero(mask)[0])) > 3  # a sphere spans slices
     hu = image.array[mask]

@@ -8,23 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 from bundles import build_deepgrow_bundle
-from PySide6.QtCore import QPoint, Qt
+from mouse import stroke, voxel_pos
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from ctseg_gui.qt import label_actions
-
-
-def _pos(view, image, ijk) -> QPoint:
-    x, y = view.world_to_display(image.index_to_world(ijk))
-    return QPoint(round(x), round(y))
-
-
-def _stroke(qtbot, view, image, start, end, button=Qt.MouseButton.LeftButton):
-    qtbot.mousePress(view, button, pos=_pos(view, image, start))
-    for t in np.linspace(0, 1, 5)[1:]:
-        ijk = tuple(round(a + (b - a) * t) for a, b in zip(start, end, strict=True))
-        qtbot.mouseMove(view, _pos(view, image, ijk))
-    qtbot.mouseRelease(view, button, pos=_pos(view, image, end))
 
 
 def _on_slice(window, k):
@@ -132,7 +120,7 @@ def test_brush_toolbar_settings_and_undo_menu(qtbot, opened):
     controls.hu_check.setChecked(True)
     controls.hu_min.setValue(-50)
     controls.hu_max.setValue(100)
-    _stroke(qtbot, axial, image, (50, 40, 60), (54, 40, 60))
+    stroke(qtbot, axial, image, (50, 40, 60), (54, 40, 60), moves=4)
     mask = labels == window.state.active_label
     slices = np.flatnonzero(mask.any(axis=(1, 2)))
     assert len(slices) > 3 and slices.max() - slices.min() <= 2 * 9 / 3 + 1  # 9 mm over 3 mm
@@ -145,7 +133,7 @@ def test_brush_toolbar_settings_and_undo_menu(qtbot, opened):
     controls.eraser_action.trigger()
     controls.hu_check.setChecked(False)
     controls.shape_box.setCurrentIndex(0)
-    _stroke(qtbot, axial, image, (45, 40, 60), (60, 40, 60))
+    stroke(qtbot, axial, image, (45, 40, 60), (60, 40, 60), moves=4)
     assert not (labels[60] == window.state.active_label).any()
     assert (labels == window.state.active_label).any()  # the disc erased one slice only
     assert window.undo_action.text() == "Undo erase"
@@ -289,7 +277,7 @@ def test_click_model_choice_runs_an_installed_deepgrow_model_in_the_worker(
     _on_slice(viewer, target[2])
     axial = viewer.slice_views["axial"]
     with qtbot.waitSignal(tool.updated, timeout=90_000):
-        qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=_pos(axial, image, target))
+        qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=voxel_pos(axial, image, target))
     assert isinstance(tool._refiner, WorkerRefiner)
     assert tool._refiner.bundle == str(installed.path)
     assert tool.clicks[0].index == target
