@@ -26,8 +26,9 @@ _MEASURED_SECONDS_PER_WINDOW: dict[tuple, float] = {}
 # Headroom kept free for the viewer, the OS and the estimate's own error (about +-15%).
 SAFETY_FACTOR = 1.15
 
-# The engine caches one parsed bundle at a time; estimates run one after another, not racing it.
-_ENGINE_LOCK = threading.Lock()
+# One estimate in flight at a time: a request superseded while it waited is never sent to the
+# worker, where it would only queue in front of the user's next job.
+_ESTIMATE_LOCK = threading.Lock()
 
 
 def available_memory_bytes(device: str, estimate: dict | None = None) -> int | None:
@@ -199,7 +200,7 @@ class QtEstimator(QObject):
     def _work(self, generation: int, key: tuple, volume, client) -> None:
         try:
             model_id, variant, device = key
-            with _ENGINE_LOCK:
+            with _ESTIMATE_LOCK:
                 if generation != self._generation:
                     return  # superseded while waiting for the lock
                 result = client.estimate(volume, model_id, variant=variant, device=device)
