@@ -215,7 +215,7 @@ class ComputeClient:
             "variant": variant,
             "device": device,
         }
-        job = self.submit("estimate", params, finish=lambda result: result.info["estimate"])
+        job = self.submit("estimate", params, finish=lambda result: result.info)
         if not job.wait(timeout):
             job.cancel()
             raise CtsegError("the compute worker did not answer the resource estimate in time")

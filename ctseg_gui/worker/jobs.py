@@ -101,8 +101,7 @@ def estimate(
     stand_in = np.broadcast_to(np.int16(0), tuple(params["shape"]))
     volume = volume_from(params["image"], stand_in)
     ref = resolve_model(params.get("model_id"), params.get("bundle"), params.get("variant"))
-    # Nested: the server adds its own keys (``seconds`` of the job...) to ``info``.
-    return {}, {"estimate": estimate_resources(volume, ref, params.get("device") or "auto")}
+    return {}, estimate_resources(volume, ref, params.get("device") or "auto")
 
 
 def clicks(

@@ -156,11 +156,12 @@ class _Worker:
             self.send("error", job_id, error_message(error))
             return
         self.jobs_done += 1
+        # The server's facts first: a job's own keys (an estimate's "seconds") are never replaced.
         info = {
-            **info,
             "seconds": time.perf_counter() - start,
             "worker_pid": os.getpid(),
             "jobs_done": self.jobs_done,
+            **info,
         }
         self.send("result", job_id, paths, info)
 
