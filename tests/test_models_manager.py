@@ -13,7 +13,13 @@ from bundles import build_spleen_bundle
 
 from ctseg_gui.cli import main
 from ctseg_gui.core.errors import CtsegError
-from ctseg_gui.inference import BundleError, ModelNotFoundError, manager, resolve_model
+from ctseg_gui.inference import (
+    BundleError,
+    JobCancelled,
+    ModelNotFoundError,
+    manager,
+    resolve_model,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -168,3 +174,106 @@ def test_cli_models_install_list_remove(spleen_bundle, capsys):
     assert main(["models", "verify", "spleen_ct_segmentation"]) == 0
     assert main(["models", "remove", "spleen_ct_segmentation"]) == 0
     assert main(["models", "remove", "spleen_ct_segmentation"]) == 1
+
+
+def test_default_model_id_strips_versions_only():
+    assert manager.default_model_id("a/spleen_ct_segmentation_v0.5.4.zip") == (
+        "spleen_ct_segmentation"
+    )
+    assert manager.default_model_id("a/breast_vessel_seg") == "breast_vessel_seg"
+    assert manager.default_model_id("a/deepgrow_2d.pt") == "deepgrow_2d"
+
+
+def test_install_errors_name_the_users_file(spleen_bundle, tmp_path):
+    broken = tmp_path / "spleen_ct_segmentation"
+    shutil.copytree(spleen_bundle, broken)
+    (broken / "models" / "model.pt").unlink()
+    with pytest.raises(BundleError) as caught:
+        manager.install(broken)
+    message = str(caught.value)
+    assert message.startswith(str(broken)) and "models: no weights" in message
+    assert ".spleen_ct_segmentation-" not in message  # not the staging copy
+    truncated = tmp_path / "spleen_ct_segmentation_v0.5.4.zip"
+    truncated.write_bytes(_zip(spleen_bundle, tmp_path / "whole.zip").read_bytes()[:5000])
+    with pytest.raises(BundleError, match="damaged or incomplete .zip"):
+        manager.install(truncated)
+    empty = tmp_path / "notabundle.zip"
+    with zipfile.ZipFile(empty, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    with pytest.raises(BundleError, match="no MONAI bundle inside the archive") as caught:
+        manager.install(empty)
+    assert str(caught.value).startswith(str(empty))
+    with pytest.raises(BundleError, match="weights file alone installs only"):
+        manager.install(spleen_bundle / "models" / "model.pt", "spleen_ct_segmentation")
+    assert manager.list_installed() == []
+
+
+def test_verify_reports_what_it_checked(spleen_bundle):
+    manager.install(spleen_bundle)
+    checked: list[str] = []
+    assert manager.verify("spleen_ct_segmentation", checked) == []
+    assert any(line.startswith("models/model.pt: present") for line in checked)
+    assert "configs/inference.json: valid JSON" in checked
+
+
+def test_download_offline_names_url_and_problem(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on: refused, online or not
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/spleen_ct_segmentation_v0.5.4.zip"
+    with pytest.raises(CtsegError) as caught:
+        manager.download_and_install("spleen_ct_segmentation", url=url)
+    message = str(caught.value)
+    assert url in message and "connection refused" in message
+    assert "\n" not in message and "Traceback" not in message
+    assert manager.network_problem(OSError()) == "OSError"
+
+
+def test_download_of_recipe_model_points_to_its_page():
+    with pytest.raises(CtsegError, match="no bundle archive to download") as caught:
+        manager.download_and_install("deepgrow_2d")
+    assert "catalog.ngc.nvidia.com" in str(caught.value)
+
+
+def test_download_cancel_keeps_partial_for_resume(server, tmp_path, spleen_bundle):
+    payload = _zip(spleen_bundle, tmp_path / "b.zip").read_bytes()
+    _RangeHandler.payload, _RangeHandler.fail_after, _RangeHandler.ranges = payload, None, []
+    url = f"http://127.0.0.1:{server.server_address[1]}/spleen_ct_segmentation_v0.0.1.zip"
+    seen: list[int] = []
+    with pytest.raises(JobCancelled, match="cancelled"):
+        manager.download_and_install(
+            "spleen_ct_segmentation",
+            lambda done, total: seen.append(done),
+            url=url,
+            cancelled=lambda: len(seen) >= 2,
+        )
+    partial = manager.user_data_dir() / "downloads" / "spleen_ct_segmentation_v0.0.1.zip.part"
+    assert partial.stat().st_size == seen[-1] < len(payload)
+    assert manager.list_installed() == []
+    installed = manager.download_and_install("spleen_ct_segmentation", url=url)
+    assert _RangeHandler.ranges[-1] == f"bytes={seen[-1]}-"
+    assert (installed.path / "models" / "model.pt").is_file()
+
+
+def test_overview_rows(spleen_bundle):
+    from ctseg_gui.inference.overview import format_size, model_overview
+
+    rows = {row.model_id: row for row in model_overview()}
+    assert rows["ct-tissues"].status == "Built-in"
+    assert rows["spleen_ct_segmentation"].status == "Not installed"
+    assert rows["spleen_ct_segmentation"].downloadable
+    assert not rows["deepgrow_2d"].downloadable
+    assert rows["wholeBody_ct_segmentation"].variants == ["highres", "lowres"]
+    assert "api.ngc.nvidia.com" in rows["spleen_ct_segmentation"].source
+    manager.install(spleen_bundle)
+    local = spleen_bundle.parent / "my_own_bundle"
+    shutil.copytree(spleen_bundle, local)
+    manager.install(local)
+    rows = {row.model_id: row for row in model_overview()}
+    spleen = rows["spleen_ct_segmentation"]
+    assert spleen.status == "Installed (0.0.1)"
+    assert spleen.size_bytes > (spleen.path / "models" / "model.pt").stat().st_size
+    assert rows["my_own_bundle"].kind == "local" and rows["my_own_bundle"].installed
+    assert format_size(1_234_567) == "1.2 MB" and format_size(None) == "—"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
+import socket
 import tempfile
 import time
 import urllib.request
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from ctseg_gui.core.errors import CtsegError
 from ctseg_gui.core.settings import user_data_dir
-from ctseg_gui.inference.errors import BundleError, ModelNotFoundError
+from ctseg_gui.inference.errors import BundleError, JobCancelled, ModelNotFoundError
 
 INSTALL_RECORD = "ctseg-install.json"
 
@@ -83,12 +85,20 @@ def md5sum(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def verify(model_id: str) -> list[str]:
-    """Problems found in an installed model (empty when it is usable)."""
+def verify(model_id: str, checked: list[str] | None = None) -> list[str]:
+    """Problems found in an installed model (empty when it is usable).
+
+    Parameters
+    ----------
+    model_id
+        Installed model.
+    checked
+        When given, receives one line per check that passed (for showing what was verified).
+    """
     folder = installed_path(model_id)
     if folder is None:
         return [f"model {model_id} is not installed"]
-    return _check_bundle(folder, model_id)
+    return _check_bundle(folder, model_id, checked=checked)
 
 
 def _manifest(model_id: str | None):
@@ -99,33 +109,57 @@ def _manifest(model_id: str | None):
     return load_catalog().get(model_id)
 
 
-def _check_bundle(folder: Path, model_id: str | None) -> list[str]:
+def _check_bundle(
+    folder: Path, model_id: str | None, *, relative: bool = False, checked: list | None = None
+) -> list[str]:
+    """Problems of a bundle folder; ``relative`` names files inside it (for staging copies)."""
     problems = []
+    checked = [] if checked is None else checked
+
+    def name(path: Path) -> Path:
+        return path.relative_to(folder) if relative else path
+
     configs = folder / "configs"
     config = next(
         (configs / n for n in ("inference.json", "inference.yaml") if (configs / n).is_file()),
         None,
     )
     if config is None:
-        problems.append(f"{configs / 'inference.json'}: missing")
+        problems.append(f"{name(configs / 'inference.json')}: missing")
     elif config.suffix == ".json":
         try:
             json.loads(config.read_text())
+            checked.append(f"{config.relative_to(folder)}: valid JSON")
         except ValueError as error:
-            problems.append(f"{config}: not valid JSON ({error})")
+            problems.append(f"{name(config)}: not valid JSON ({error})")
     weights = [p for p in (folder / "models").glob("*") if p.suffix in (".pt", ".ts", ".pth")]
     if not weights:
-        problems.append(f"{folder / 'models'}: no weights (model.pt or model.ts)")
+        problems.append(f"{name(folder / 'models')}: no weights (model.pt or model.ts)")
+    for path in weights:
+        checked.append(f"{path.relative_to(folder)}: present ({path.stat().st_size:,} bytes)")
     manifest = _manifest(model_id)
     for entry in manifest.files if manifest else []:
         path = folder / entry["path"]
         expected = str(entry.get("md5", "unknown")).lower()
         if not path.is_file():
             if entry.get("required", True):
-                problems.append(f"{path}: missing")
-        elif expected != "unknown" and md5sum(path) != expected:
-            problems.append(f"{path}: MD5 {md5sum(path)} differs from the published {expected}")
+                problems.append(f"{name(path)}: missing")
+        elif expected != "unknown":
+            actual = md5sum(path)
+            if actual != expected:
+                problems.append(f"{name(path)}: MD5 {actual} differs from the published {expected}")
+            else:
+                checked.append(f"{entry['path']}: MD5 matches the published {expected}")
     return problems
+
+
+def default_model_id(source: str | Path) -> str:
+    """The id a source installs under: its name without ``.zip`` / ``.pt`` and ``_vX.Y.Z``."""
+    source = Path(source)
+    name = source.name
+    if source.suffix in (".zip", ".pt", ".pth") and not source.is_dir():
+        name = source.stem
+    return re.sub(r"_v\d+(\.\d+)*$", "", name)
 
 
 def _bundle_root_in(folder: Path) -> Path:
@@ -170,13 +204,23 @@ def install(
     if not source.exists():
         raise CtsegError("no such file or folder", source)
     if model_id is None:
-        model_id = (
-            source.name.removesuffix(".zip").split("_v")[0]
-            if source.suffix == ".zip"
-            else source.name
-        )
-        model_id = model_id.split("_v0")[0]
+        model_id = default_model_id(source)
     manifest = _manifest(model_id)
+    is_weights = source.is_file() and source.suffix in (".pt", ".pth")
+    if is_weights and (manifest is None or manifest.kind != "recipe"):
+        recipes = ", ".join(m.id for m in _recipe_manifests())
+        raise BundleError(
+            f"a weights file alone installs only as a model published as weights plus a recipe "
+            f"({recipes}), not as {model_id!r}; for a bundle choose its folder or .zip",
+            source,
+        )
+    if source.is_file() and not is_weights and not zipfile.is_zipfile(source):
+        problem = (
+            "damaged or incomplete .zip archive (no zip directory found)"
+            if source.suffix == ".zip"
+            else "not a bundle folder, bundle .zip or weights file"
+        )
+        raise BundleError(problem, source)
     root = models_dir()
     root.mkdir(parents=True, exist_ok=True)
     target = root / model_id
@@ -187,19 +231,23 @@ def install(
         bundle = staging / "bundle"
         if source.is_dir():
             shutil.copytree(_bundle_root_in(source), bundle)
-        elif (
-            manifest is not None and manifest.kind == "recipe" and source.suffix in (".pt", ".pth")
-        ):
-            # checked before the zip test: torch.save writes zip files too
+        elif is_weights:  # checked before the zip test: torch.save writes zip files too
             _write_recipe_bundle(manifest, source, bundle)
-        elif zipfile.is_zipfile(source):
-            extracted = staging / "extracted"
-            with zipfile.ZipFile(source) as archive:
-                _safe_extract(archive, extracted, source)
-            shutil.move(str(_bundle_root_in(extracted)), bundle)
         else:
-            raise BundleError("not a bundle folder, bundle .zip or weights file", source)
-        problems = _check_bundle(bundle, model_id)
+            extracted = staging / "extracted"
+            try:
+                with zipfile.ZipFile(source) as archive:
+                    _safe_extract(archive, extracted, source)
+            except zipfile.BadZipFile as error:
+                raise BundleError(f"damaged archive ({error})", source) from error
+            try:
+                root_in = _bundle_root_in(extracted)
+            except BundleError:
+                raise BundleError(
+                    "no MONAI bundle inside the archive (expected configs/inference.json)", source
+                ) from None
+            shutil.move(str(root_in), bundle)
+        problems = _check_bundle(bundle, model_id, relative=True)
         if problems:
             raise BundleError("cannot install: " + "; ".join(problems), source)
         record = {
@@ -215,6 +263,12 @@ def install(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return InstalledModel(model_id, target, record)
+
+
+def _recipe_manifests() -> list:
+    from ctseg_gui.inference.catalog import load_catalog
+
+    return [m for m in load_catalog().values() if m.kind == "recipe"]
 
 
 def _safe_extract(archive: zipfile.ZipFile, target: Path, source: Path) -> None:
@@ -241,11 +295,14 @@ def download(
     progress: Callable[[int, int | None], None] | None = None,
     chunk: int = 1 << 16,
     timeout: float = 60.0,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Path:
     """Download ``url`` to ``target``, resuming a partial ``target.part`` with an HTTP Range request.
 
     ``progress(bytes_done, bytes_total_or_None)`` is called as data arrives. A server that ignores
-    the Range header (status 200) makes the download start again from zero.
+    the Range header (status 200) makes the download start again from zero. ``cancelled()`` is
+    asked between blocks; when it says True the download stops with :class:`JobCancelled` and the
+    partial file stays for the next attempt to resume.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -270,15 +327,37 @@ def download(
                     done += len(block)
                     if progress:
                         progress(done, total)
+                    if cancelled is not None and cancelled():
+                        raise JobCancelled(
+                            f"download of {url} cancelled at {done:,} bytes; "
+                            "download again to resume"
+                        )
     except OSError as error:
         if getattr(error, "code", None) == 416 and done:  # range past the end: already complete
             partial.rename(target)
             return target
-        raise CtsegError(f"download failed ({error}); run again to resume", url) from error
+        resume = "; run again to resume" if partial.exists() and partial.stat().st_size else ""
+        raise CtsegError(f"download failed: {network_problem(error)}{resume}", url) from error
     if total is not None and done != total:
         raise CtsegError(f"download stopped at {done} of {total} bytes; run again to resume", url)
     partial.rename(target)
     return target
+
+
+def network_problem(error: BaseException) -> str:
+    """A short reason for a failed download (offline, refused, timed out, HTTP status)."""
+    code = getattr(error, "code", None)
+    if isinstance(code, int):
+        return f"HTTP {code} {getattr(error, 'reason', '')}".strip()
+    reason = getattr(error, "reason", error)
+    if isinstance(reason, socket.gaierror):
+        return "cannot look up the server's name (no internet connection?)"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused by the server"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return "the server did not answer in time"
+    text = str(getattr(reason, "strerror", None) or reason)
+    return text or type(error).__name__
 
 
 def _total_from_content_range(value: str | None) -> int | None:
@@ -287,24 +366,55 @@ def _total_from_content_range(value: str | None) -> int | None:
     return None
 
 
+def download_urls(model_id: str) -> list[str]:
+    """The bundle archive URLs of a catalog model, in the order they are tried."""
+    manifest = _manifest(model_id)
+    if manifest is None:
+        return []
+    return [s["url"] for s in manifest.sources if s.get("archive", True)]
+
+
 def download_and_install(
     model_id: str,
     progress: Callable[[int, int | None], None] | None = None,
     url: str | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> InstalledModel:
-    """Download a catalog model's bundle archive (resumable) and install it."""
+    """Download a catalog model's bundle archive (resumable) and install it.
+
+    Each archive source of the manifest is tried in turn; a cancel stops at once (the partial
+    file stays for a resumed download). Recipe models (weights published on a web page) cannot be
+    downloaded here: the error names the page to get the weights from.
+    """
     manifest = _manifest(model_id)
     if manifest is None and url is None:
         raise ModelNotFoundError(f"unknown model {model_id!r}")
-    candidates = [url] if url else [s["url"] for s in manifest.sources if s.get("archive", True)]
+    candidates = [url] if url else download_urls(model_id)
+    if not candidates:
+        pages = ", ".join(s["url"] for s in manifest.sources) or "its publisher"
+        raise CtsegError(
+            "no bundle archive to download: get the weights from "
+            f"{pages} and install the file (ctseg models install {model_id} FILE)",
+            model_id,
+        )
     errors = []
     for candidate in candidates:
         name = candidate.rstrip("/").rsplit("/", 1)[-1] or f"{model_id}.zip"
         target = user_data_dir() / "downloads" / name
         try:
-            path = target if target.exists() else download(candidate, target, progress)
+            path = (
+                target
+                if target.exists()
+                else download(candidate, target, progress, cancelled=cancelled)
+            )
+        except JobCancelled:
+            raise
         except CtsegError as error:
             errors.append(str(error))
             continue
-        return install(path, model_id, force=True)
+        try:
+            return install(path, model_id, force=True)
+        except BundleError:
+            target.unlink(missing_ok=True)  # a bad archive must not be reused by the next try
+            raise
     raise CtsegError("no source could be downloaded: " + " | ".join(errors), model_id)
