@@ -266,7 +266,7 @@ def test_overview_rows(spleen_bundle):
     assert rows["spleen_ct_segmentation"].downloadable
     assert not rows["deepgrow_2d"].downloadable
     assert rows["wholeBody_ct_segmentation"].variants == ["highres", "lowres"]
-    assert "api.ngc.nvidia.com" in rows["spleen_ct_segmentation"].source
+    assert rows["spleen_ct_segmentation"].source == "api.ngc.nvidia.com (+1 mirror)"
     manager.install(spleen_bundle)
     local = spleen_bundle.parent / "my_own_bundle"
     shutil.copytree(spleen_bundle, local)

@@ -23,7 +23,10 @@ class ModelStatus:
         ``"builtin"`` (needs no weights), ``"bundle"`` (model-zoo bundle), ``"recipe"`` (weights
         plus a config carried by the manifest) or ``"local"`` (installed, not in the catalog).
     source
-        Short description of where it comes from; ``sources`` holds every URL or path.
+        Short description of where it comes from: the download server (and how many mirrors),
+        ``manual`` for weights published on a web page.
+    sources
+        ``(kind, URL or path)`` of every source the catalog names.
     downloadable
         Whether the catalog names a bundle archive that Download can fetch.
     """
@@ -38,7 +41,7 @@ class ModelStatus:
     size_bytes: int | None = None
     licence: str = ""
     source: str = ""
-    sources: list[str] = field(default_factory=list)
+    sources: list[tuple[str, str]] = field(default_factory=list)
     path: Path | None = None
     downloadable: bool = False
     damaged: bool = False
@@ -75,13 +78,15 @@ def format_size(size: int | None) -> str:
 
 
 def _short_source(sources: list[dict]) -> str:
-    archive = next((s for s in sources if s.get("archive", True)), None)
-    chosen = archive or (sources[0] if sources else None)
+    archives = [s for s in sources if s.get("archive", True)]
+    chosen = (archives or sources or [None])[0]
     if chosen is None:
         return "—"
-    host = urlparse(chosen.get("url", "")).netloc
-    text = f"{chosen.get('type', host)} ({host})" if host else str(chosen.get("type", ""))
-    return text if archive else text + ", manual download"
+    text = urlparse(chosen.get("url", "")).netloc or str(chosen.get("type", "?"))
+    if not archives:
+        return f"{text} (manual download)"
+    mirrors = len(archives) - 1
+    return text + (f" (+{mirrors} mirror{'s' if mirrors > 1 else ''})" if mirrors else "")
 
 
 def model_overview() -> list[ModelStatus]:
@@ -118,7 +123,9 @@ def model_overview() -> list[ModelStatus]:
                 size_bytes=folder_size(entry.path) if entry else None,
                 licence=manifest.licence,
                 source=_short_source(manifest.sources),
-                sources=[s["url"] for s in manifest.sources if "url" in s],
+                sources=[
+                    (s.get("type", "source"), s["url"]) for s in manifest.sources if "url" in s
+                ],
                 path=entry.path if entry else None,
                 downloadable=bool(archives),
                 damaged=bool(entry and entry.record.get("damaged")),
@@ -137,7 +144,7 @@ def model_overview() -> list[ModelStatus]:
                 size_bytes=folder_size(entry.path),
                 licence="see the bundle's LICENSE / metadata",
                 source=f"installed from {origin}",
-                sources=[origin],
+                sources=[("installed from", origin)],
                 path=entry.path,
                 damaged=bool(entry.record.get("damaged")),
             )
