@@ -153,8 +153,11 @@ class QtModelPanel(QWidget):
         self._estimate_key: tuple = ()
         self._run_when_estimated = False
         self.estimator = QtEstimator(lambda: self.bridge.client, self)
+        self.manager_dialog = None  # the model manager, made when first opened
 
         self.model_box = QComboBox()
+        self.manage_button = QPushButton("Manage…")
+        self.manage_button.setToolTip("Install, download, verify or remove models")
         # The variant lives in a (hidden) combo box; the user sees one radio button per variant,
         # so High-res / Low-res is a visible switch rather than a menu.
         self.variant_box = QComboBox()
@@ -184,7 +187,10 @@ class QtModelPanel(QWidget):
         self._build_fallback_box()
 
         form = QFormLayout()
-        form.addRow("Model", self.model_box)
+        picker = QHBoxLayout()
+        picker.addWidget(self.model_box, 1)
+        picker.addWidget(self.manage_button)
+        form.addRow("Model", picker)
         form.addRow(self.variant_label, self.variant_row)
         form.addRow("Device", self.device_box)
         form.addRow("Estimate", self.estimate_label)
@@ -207,6 +213,7 @@ class QtModelPanel(QWidget):
         self.estimator.failed.connect(self._on_estimator_failed)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
+        self.manage_button.clicked.connect(self.manage_models)
         self.bridge.started.connect(self._on_bridge_started)
         self.bridge.progressed.connect(self._on_bridge_progressed)
         self.bridge.warned.connect(self._on_bridge_warned)
@@ -249,6 +256,28 @@ class QtModelPanel(QWidget):
         self.model_box.setCurrentIndex(index)
         self.model_box.blockSignals(False)
         self._on_model_box_changed(index)
+
+    @Slot()
+    def manage_models(self):
+        """Open the model manager; the picker follows its installs and removals."""
+        from ctseg_gui.qt.model_manager_dialog import QtModelManagerDialog
+
+        if self.manager_dialog is None:
+            self.manager_dialog = QtModelManagerDialog(self, show_dialogs=self.show_dialogs)
+            self.manager_dialog.models_changed.connect(self.refresh_models)
+            self.manager_dialog.model_installed.connect(self._on_manager_dialog_model_installed)
+        self.manager_dialog.refresh()
+        self.manager_dialog.show()
+        self.manager_dialog.raise_()
+        self.manager_dialog.activateWindow()
+        return self.manager_dialog
+
+    @Slot(str)
+    def _on_manager_dialog_model_installed(self, model_id: str) -> None:
+        # refreshed now (not only on models_changed) so the new model can be picked and run
+        self.refresh_models()
+        if not self.running and self.model_box.findData(model_id) >= 0:
+            self.select_model(model_id)
 
     @property
     def model_id(self) -> str | None:

@@ -173,8 +173,30 @@ def build_menus(window) -> None:
         tools.addAction(action)
     tools.addAction(_action(window, "Clear rulers and ROIs", window.clear_measurements, "Esc"))
 
+    models = menus.addMenu("&Models")
+    window.models_menu = models
+    window.manage_models_action = _action(window, "Manage models…", lambda: _manage(window))
+    models.addAction(window.manage_models_action)
+
     help_menu = menus.addMenu("&Help")
     help_menu.addAction(_action(window, "Keyboard and mouse…", window.show_help, "F1"))
+
+
+def _manage(window):
+    """The model manager: the model panel's (its picker follows installs), else the window's."""
+    panel = getattr(window, "model_panel", None)
+    if panel is not None and hasattr(panel, "manage_models"):
+        return panel.manage_models()
+    from ctseg_gui.qt.model_manager_dialog import QtModelManagerDialog
+
+    dialog = getattr(window, "model_manager_dialog", None)
+    if dialog is None:
+        dialog = QtModelManagerDialog(window, show_dialogs=window.interactive)
+        window.model_manager_dialog = dialog
+    dialog.refresh()
+    dialog.show()
+    dialog.raise_()
+    return dialog
 
 
 def _save_shot(window) -> None:
