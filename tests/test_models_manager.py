@@ -231,6 +231,35 @@ def test_download_offline_names_url_and_problem(tmp_path):
     assert manager.network_problem(OSError()) == "OSError"
 
 
+def test_download_failure_counts_mirrors_failing_alike(monkeypatch):
+    import socket
+
+    from ctseg_gui.inference.catalog import get_manifest
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    urls = [f"http://127.0.0.1:{port}/{n}/spleen.zip" for n in ("a", "b", "c")]
+    manifest = get_manifest("spleen_ct_segmentation")
+    monkeypatch.setattr(manifest, "sources", [{"url": u} for u in urls])
+    with pytest.raises(CtsegError) as caught:
+        manager.download_and_install("spleen_ct_segmentation")
+    assert str(caught.value) == (
+        "spleen_ct_segmentation: download failed, connection refused by the server; "
+        f"tried {urls[0]} (and 2 mirrors)"
+    )
+    monkeypatch.setattr(manifest, "sources", [{"url": urls[0]}, {"url": "http://127.0.0.1:9"}])
+    monkeypatch.setattr(
+        manager,
+        "download",
+        lambda url, *a, **k: (_ for _ in ()).throw(
+            CtsegError("x" if "/a/" in url else "download failed: HTTP 404 Not Found", url)
+        ),
+    )
+    with pytest.raises(CtsegError, match="no source could be downloaded: .*HTTP 404"):
+        manager.download_and_install("spleen_ct_segmentation")
+
+
 def test_download_of_recipe_model_points_to_its_page():
     with pytest.raises(CtsegError, match="no bundle archive to download") as caught:
         manager.download_and_install("deepgrow_2d")

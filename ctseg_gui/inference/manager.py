@@ -410,11 +410,22 @@ def download_and_install(
         except JobCancelled:
             raise
         except CtsegError as error:
-            errors.append(str(error))
+            errors.append((candidate, error.problem))
             continue
         try:
             return install(path, model_id, force=True)
         except BundleError:
             target.unlink(missing_ok=True)  # a bad archive must not be reused by the next try
             raise
-    raise CtsegError("no source could be downloaded: " + " | ".join(errors), model_id)
+    raise CtsegError(_download_failure(errors), model_id)
+
+
+def _download_failure(errors: list[tuple[str, str]]) -> str:
+    """One line for failed downloads; mirrors failing the same way (offline) are counted."""
+    problems = {problem for _url, problem in errors}
+    if len(problems) == 1:
+        url, problem = errors[0]
+        mirrors = len(errors) - 1
+        also = f" (and {mirrors} mirror{'s' if mirrors > 1 else ''})" if mirrors else ""
+        return f"{problem.replace('download failed: ', 'download failed, ', 1)}; tried {url}{also}"
+    return "no source could be downloaded: " + " | ".join(f"{u}: {p}" for u, p in errors)
