@@ -31,12 +31,15 @@ class TaskSignals(QObject):
 
 def run_task(work: Callable, signals: TaskSignals, cancel: threading.Event) -> None:
     """Worker-thread body: run ``work(report, cancelled)`` and turn every outcome into a signal."""
-    last = [0.0]
+    last = [0.0, 0]  # time and bytes of the last report
 
     def report(done: int, total: int | None) -> None:
+        # At most every 0.1 s or 0.5 % (1 MB when the size is unknown): no flood of queued
+        # events, yet the bar is up to date when the connection stalls.
         now = time.monotonic()
-        if now - last[0] >= 0.1 or (total and done >= total):  # no flood of queued events
-            last[0] = now
+        step = total / 200 if total else 1 << 20
+        if now - last[0] >= 0.1 or done - last[1] >= step or (total and done >= total):
+            last[:] = [now, done]
             signals.progressed.emit(done, total)
 
     try:
