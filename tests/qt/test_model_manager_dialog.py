@@ -295,3 +295,43 @@ def test_models_menu_opens_the_panels_manager(qtbot, viewer):
     assert dialog is not None and dialog.isVisible()
     assert dialog.rows[0].model_id == "ct-tissues"
     dialog.close()
+
+
+def test_recipe_weights_install_for_the_selected_model(qtbot, dialog, panel, tmp_path):
+    import torch
+    from monai.bundle import ConfigParser
+
+    from ctseg_gui.inference.catalog import get_manifest
+
+    config = get_manifest("deepgrow_2d").config["network_def"]
+    network = ConfigParser({"n": config}).get_parsed_content("n")
+    weights = tmp_path / "clara_pt_deepgrow_2d_weights.pt"  # a name that says nothing
+    torch.save(network.state_dict(), weights)
+    failures: list[str] = []
+    dialog.failed.connect(failures.append)
+    dialog.select(SPLEEN)  # a bundle model: a weights file alone cannot make it
+    _finish(qtbot, dialog, lambda: dialog.install_from(weights))
+    assert "weights file alone installs only" in failures[0] and "deepgrow_2d" in failures[0]
+    dialog.select("deepgrow_2d")
+    with qtbot.waitSignal(dialog.model_installed, timeout=WAIT_MS) as blocker:
+        assert dialog.install_from(weights)
+    assert blocker.args == ["deepgrow_2d"]
+    assert _cell(dialog, "deepgrow_2d", "Status").startswith("Installed")
+    action, text = _finish(qtbot, dialog, dialog.verify_selected)
+    assert text.startswith("deepgrow_2d: OK") and "no published MD5" in text
+
+
+def test_open_folder(qtbot, dialog, spleen_bundle, monkeypatch):
+    from PySide6.QtGui import QDesktopServices
+
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
+    dialog.select(SPLEEN)
+    qtbot.mouseClick(dialog.open_button, Qt.MouseButton.LeftButton)
+    assert opened == [str(manager.models_dir())]  # not installed: the models folder
+    with qtbot.waitSignal(dialog.model_installed, timeout=WAIT_MS):
+        dialog.install_from(spleen_bundle)
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url) or False)
+    assert dialog.open_selected_folder() is False  # no file manager: said so, no crash
+    assert opened[-1].toLocalFile() == str(manager.installed_path(SPLEEN))
+    assert "no file manager could open it" in dialog.status_label.text()
