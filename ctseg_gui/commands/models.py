@@ -30,39 +30,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _listing() -> dict:
-    from ctseg_gui.inference import BUILTIN_MODELS
-    from ctseg_gui.inference.catalog import load_catalog
-    from ctseg_gui.inference.manager import list_installed, models_dir
+    from ctseg_gui.inference.manager import models_dir
+    from ctseg_gui.inference.overview import model_overview
 
-    installed = {m.model_id: m for m in list_installed()}
-    rows = [
-        {"id": k, "name": v, "installed": True, "builtin": True, "variants": []}
-        for k, v in BUILTIN_MODELS.items()
-    ]
-    for manifest in load_catalog().values():
-        entry = installed.pop(manifest.id, None)
-        rows.append(
-            {
-                "id": manifest.id,
-                "name": manifest.display_name,
-                "task": manifest.task,
-                "installed": entry is not None,
-                "version": entry.version if entry else manifest.version,
-                "variants": sorted(manifest.variants),
-                "path": str(entry.path) if entry else None,
-            }
-        )
-    for model_id, entry in installed.items():  # bundles installed under their own names
-        rows.append(
-            {
-                "id": model_id,
-                "name": model_id,
-                "installed": True,
-                "version": entry.version,
-                "variants": [],
-                "path": str(entry.path),
-            }
-        )
+    rows = []
+    for row in model_overview():  # the same rows as the GUI's model manager
+        entry = {
+            "id": row.model_id,
+            "name": row.title,
+            "task": row.task,
+            "installed": row.installed,
+            "version": row.version,
+            "variants": sorted(row.variants),
+            "path": str(row.path) if row.path else None,
+            "size_bytes": row.size_bytes,
+            "licence": row.licence,
+            "source": row.source,
+        }
+        if row.kind == "builtin":
+            entry["builtin"] = True
+        rows.append(entry)
     return {"models_dir": str(models_dir()), "models": rows}
 
 
