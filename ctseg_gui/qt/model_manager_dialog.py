@@ -168,7 +168,11 @@ class QtModelManagerDialog(QDialog):
         from ctseg_gui.inference.manager import models_dir
 
         current = self.selected_id()
-        self.rows = model_overview()
+        try:
+            self.rows = model_overview()
+        except Exception as error:  # noqa: BLE001 - a broken manifest must not break the dialog
+            self.rows = []
+            self._set_status(f"cannot read the model catalog: {error}", error=True)
         self.folder_label.setText(f"Installed models live in {models_dir()}")
         self.table.setRowCount(len(self.rows))
         for number, row in enumerate(self.rows):

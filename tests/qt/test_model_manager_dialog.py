@@ -335,3 +335,17 @@ def test_open_folder(qtbot, dialog, spleen_bundle, monkeypatch):
     assert dialog.open_selected_folder() is False  # no file manager: said so, no crash
     assert opened[-1].toLocalFile() == str(manager.installed_path(SPLEEN))
     assert "no file manager could open it" in dialog.status_label.text()
+
+
+def test_unreadable_catalog_is_reported_not_raised(qtbot, monkeypatch):
+    from ctseg_gui.qt import model_manager_dialog
+
+    def broken():
+        raise ValueError("models/x.json: Expecting ',' delimiter: line 3 column 5")
+
+    monkeypatch.setattr(model_manager_dialog, "model_overview", broken)
+    dialog = model_manager_dialog.QtModelManagerDialog(show_dialogs=False)
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() == 0 and dialog.selected() is None
+    assert "cannot read the model catalog: models/x.json" in dialog.status_label.text()
+    assert not dialog.remove_button.isEnabled() and not dialog.download_button.isEnabled()
