@@ -72,7 +72,7 @@ def time_viewer(volume, labels, steps: int):
     window.render_all()
     app.processEvents()
     axial = window.slice_views["axial"]
-    assert axial.scene._label_rgba is not None, "the overlay must be part of the redraw"
+    assert axial.scene.has_overlay, "the overlay must be part of the redraw"
     axial.scroll(-steps // 2)
     axial.render_now()
     times = []

@@ -9,7 +9,8 @@ from ctseg_gui.core.document import Document
 from ctseg_gui.core.labels import LabelMap, LabelTable
 from ctseg_gui.core.viewer_state import WINDOW_PRESETS, ViewerState
 from ctseg_gui.core.volume import Volume
-from ctseg_gui.io import read_image
+from ctseg_gui.io import read_image, read_label_map
+from ctseg_gui.render.overlay import OverlayTable
 from ctseg_gui.render.slicing import SliceGeometry, label_lut, label_rgba
 
 
@@ -148,3 +149,61 @@ def test_label_rgba_fill_outline_and_hidden():
     assert rgba[0, 0, 3] == 0 and rgba[7, 7, 3] == 0  # hidden structure, background
     no_fill = label_rgba(labels, label_lut(table), fill=False, outline=True, opacity=0.4)
     assert no_fill[3, 3, 3] == 0 and no_fill[2, 3, 3] >= 230
+
+
+def _blend_reference(grey, labels, lut, fill, outline, opacity):
+    """Grey slice under ``label_rgba``, blended per channel in plain integer arithmetic."""
+    rgba = label_rgba(labels, lut, fill, outline, opacity).astype(np.int64)
+    alpha = rgba[..., 3:]
+    grey3 = np.repeat(grey[..., None].astype(np.int64), 3, axis=2)
+    return ((grey3 * (255 - alpha) + rgba[..., :3] * alpha + 127) // 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("fill", "outline", "opacity"), [(True, True, 0.45), (False, True, 0.8), (True, False, 1.0)]
+)
+def test_overlay_table_matches_blending_label_rgba(
+    ras_ct, reference_labels, fill, outline, opacity
+):
+    labels = read_label_map(reference_labels, ras_ct)
+    table = labels.table
+    table.update(5, visible=False)  # a hidden structure (liver) must leave the grey untouched
+    lut = label_lut(table)
+    geometry = SliceGeometry(ras_ct, "axial")
+    # The axial slice with most spleen (1) that also shows liver (5).
+    per_slice = (labels.array == 1).sum(axis=(1, 2)) * (labels.array == 5).any(axis=(1, 2))
+    w = geometry.to_plane(ras_ct.index_to_world((0, 0, int(np.argmax(per_slice)))))[2]
+    grey = ((geometry.extract(ras_ct.array, w).pixels.astype(np.int64) + 1024) // 8).clip(0, 255)
+    grey = grey.astype(np.uint8)
+    slice_labels = geometry.extract(labels.array, w, nearest=True).pixels
+    assert {1, 5} <= set(np.unique(slice_labels))
+    overlay = OverlayTable(lut, fill, outline, opacity)
+    rgba = overlay.compose(grey, slice_labels)
+    expected = _blend_reference(grey, slice_labels, lut, fill, outline, opacity)
+    assert rgba.shape == (*grey.shape, 4) and np.all(rgba[..., 3] == 255)
+    np.testing.assert_array_equal(rgba[..., :3], expected)
+    liver = slice_labels == 5
+    assert np.array_equal(rgba[liver][:, 0], grey[liver])
+    np.testing.assert_array_equal(
+        overlay.alpha(slice_labels), label_rgba(slice_labels, lut, fill, outline, opacity)[..., 3]
+    )
+    # Reusing the last buffer gives the same pixels without allocating.
+    again = overlay.compose(grey[::-1].copy(), slice_labels[::-1].copy(), out=rgba)
+    assert again is rgba
+    np.testing.assert_array_equal(rgba[..., :3], expected[::-1])
+
+
+def test_overlay_table_with_high_label_values():
+    """Sparse values up to 3000 use a compact palette; values past the table clip like the LUT."""
+    table = LabelTable.from_names({1: "a", 1500: "b", 3000: "c"})
+    table.update(1500, visible=False)
+    lut = label_lut(table)
+    rng = np.random.default_rng(3)
+    labels = rng.choice(np.array([0, 1, 1500, 3000, 3100], np.uint16), size=(40, 50))
+    labels[10:30, 10:40] = 3000
+    grey = rng.integers(0, 256, labels.shape).astype(np.uint8)
+    overlay = OverlayTable(lut, True, True, 0.5)
+    np.testing.assert_array_equal(
+        overlay.compose(grey, labels)[..., :3],
+        _blend_reference(grey, labels, lut, True, True, 0.5),
+    )

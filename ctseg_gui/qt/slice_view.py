@@ -20,8 +20,9 @@ from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor 
 
 from ctseg_gui.core.document import Document  # noqa: E402
 from ctseg_gui.core.viewer_state import ViewerState  # noqa: E402
+from ctseg_gui.render.overlay import OverlayTable  # noqa: E402
 from ctseg_gui.render.slice_scene import SliceScene  # noqa: E402
-from ctseg_gui.render.slicing import SliceGeometry, SliceImage, label_lut, label_rgba  # noqa: E402
+from ctseg_gui.render.slicing import SliceGeometry, SliceImage, label_lut  # noqa: E402
 
 
 @dataclass
@@ -67,6 +68,7 @@ class QtSliceView(QVTKRenderWindowInteractor):
         self._image: SliceImage | None = None
         self._label_image: SliceImage | None = None
         self._lut = np.zeros((1, 4), np.uint8)
+        self._overlay: OverlayTable | None = None
         self._drag: tuple[str, float, float, object] | None = None
         self._tool = None
         self._camera_key = None
@@ -170,6 +172,10 @@ class QtSliceView(QVTKRenderWindowInteractor):
         """The CT slice on screen (HU), for measurements."""
         return self._image
 
+    def current_labels(self) -> SliceImage | None:
+        """The label slice on screen (``None`` without labels or outside the volume)."""
+        return self._label_image
+
     # ---- document and state ------------------------------------------------------------------
     def _on_document_image_loaded(self, volume) -> None:
         self.geometry = SliceGeometry(volume, self.view)
@@ -246,11 +252,15 @@ class QtSliceView(QVTKRenderWindowInteractor):
         if self._label_image is None or not self.state.labels_visible:
             self.scene.set_labels(None)
             return
-        rgba = label_rgba(
-            self._label_image.pixels, self._lut, self.state.fill, self.state.outline,
-            self.state.opacity,
-        )  # fmt: skip
-        self.scene.set_labels(rgba, self._label_image)
+        self.scene.set_labels(self._label_image.pixels, self._overlay_table())
+
+    def _overlay_table(self) -> OverlayTable:
+        # Built once per change of colours or display options, not per slice.
+        state = self.state
+        key = (self._lut.tobytes(), bool(state.fill), bool(state.outline), float(state.opacity))
+        if self._overlay is None or self._overlay.key != key:
+            self._overlay = OverlayTable(self._lut, state.fill, state.outline, state.opacity)
+        return self._overlay
 
     def _update_text(self) -> None:
         title = self.view.capitalize()

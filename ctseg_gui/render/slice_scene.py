@@ -3,7 +3,8 @@
 The scene works in the view's plane coordinates (``u`` right, ``v`` up, mm; see
 :mod:`ctseg_gui.render.slicing`) on the ``z = 0`` plane, seen by a parallel camera. Window/level
 and the label overlay (fill, opaque borders, per-label visibility) are composed in numpy into one
-RGB slice, drawn as a single opaque textured quad.
+slice (grey, or RGBA with labels; see :mod:`ctseg_gui.render.overlay`), drawn as a single opaque
+textured quad.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from vtkmodules import vtkInteractionStyle, vtkRenderingFreeType, vtkRenderingOp
 from vtkmodules.util.numpy_support import numpy_to_vtk
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
+from vtkmodules.vtkFiltersSources import vtkPlaneSource
 from vtkmodules.vtkRenderingCore import (
     vtkActor,
-    vtkImageActor,
     vtkPolyDataMapper,
     vtkRenderer,
     vtkTextActor,
+    vtkTexture,
 )
 
+from ctseg_gui.render.overlay import OverlayTable
 from ctseg_gui.render.slicing import EDGE_LETTERS, SliceImage
 
 #: View colours (the widely used Slicer convention): title text and the crosshair line that
@@ -38,19 +41,6 @@ _CROSS_LINES = {
 }
 TEXT_COLOUR = (0.92, 0.92, 0.88)
 _FONT = 15
-
-
-def image_data(pixels: np.ndarray, origin, spacing, z: float = 0.0) -> vtkImageData:
-    """A VTK image sharing ``pixels`` (rows = +v); the caller keeps ``pixels`` alive."""
-    data = vtkImageData()
-    rows, cols = pixels.shape[:2]
-    data.SetDimensions(cols, rows, 1)
-    data.SetOrigin(origin[0], origin[1], z)
-    data.SetSpacing(spacing[0], spacing[1], 1.0)
-    components = 1 if pixels.ndim == 2 else pixels.shape[2]
-    flat = pixels.reshape(rows * cols, components) if components > 1 else pixels.reshape(-1)
-    data.GetPointData().SetScalars(numpy_to_vtk(flat, deep=False))
-    return data
 
 
 def grey_pixels(pixels: np.ndarray, width: float, level: float) -> np.ndarray:
@@ -91,15 +81,28 @@ class SliceScene:
         camera.SetFocalPoint(0, 0, 0)
         camera.SetViewUp(0, 1, 0)
 
-        # CT and labels are composed into one RGB texture in numpy: one opaque quad draws much
+        # CT and labels are composed into one texture in numpy: one opaque quad draws much
         # faster than a CT quad plus a blended label quad in software OpenGL, and window/level
-        # in numpy costs about what VTK's own CPU colour mapping of int16 slices costs.
-        self.image_actor = vtkImageActor()
-        self.image_actor.InterpolateOn()
+        # in numpy costs about what VTK's own CPU colour mapping of int16 slices costs. The quad
+        # is a textured plane rather than a vtkImageActor: in Mesa's llvmpipe the image slice
+        # mapper costs about 2 ms more per frame for the same texture and screen area.
+        self._texture = vtkTexture()
+        self._texture.RepeatOff()
+        self._texture.EdgeClampOn()
+        self._texture.InterpolateOn()
+        self._plane = vtkPlaneSource()
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputConnection(self._plane.GetOutputPort())
+        self.image_actor = vtkActor()
+        self.image_actor.SetMapper(mapper)
+        self.image_actor.SetTexture(self._texture)
+        self.image_actor.GetProperty().LightingOff()
+        self.image_actor.ForceOpaqueOn()  # RGBA texels are all opaque: skip the alpha scan
         self.image_actor.VisibilityOff()
         self.renderer.AddViewProp(self.image_actor)
         self._ct: SliceImage | None = None
-        self._label_rgba: np.ndarray | None = None
+        self._labels: np.ndarray | None = None
+        self._overlay: OverlayTable | None = None
         self._window = (400.0, 40.0)
         self._composed: np.ndarray | None = None
         self._data: vtkImageData | None = None
@@ -137,17 +140,32 @@ class SliceScene:
 
     def set_interpolation(self, smooth: bool) -> None:
         """Linear (smooth) or nearest-voxel display."""
-        self.image_actor.SetInterpolate(bool(smooth))
+        self._texture.SetInterpolate(bool(smooth))
 
-    def set_labels(self, rgba: np.ndarray | None, image: SliceImage | None = None) -> None:
-        """Overlay a coloured label slice (same grid as the CT slice; ``None`` removes it)."""
-        if rgba is not None and (image is None or not rgba[..., 3].any()):
-            rgba = None
-        self._label_rgba = rgba
+    def set_labels(self, pixels: np.ndarray | None, overlay: OverlayTable | None = None) -> None:
+        """Overlay a label slice (same grid as the CT slice), coloured by ``overlay``.
+
+        ``None`` (or an overlay that shows nothing) removes it.
+        """
+        if pixels is not None and (overlay is None or not overlay.any_shown or not pixels.any()):
+            pixels = None
+        self._labels = pixels
+        self._overlay = overlay if pixels is not None else None
         self._dirty = True
 
+    @property
+    def has_overlay(self) -> bool:
+        """Whether labels are drawn over the current slice."""
+        return self._labels is not None
+
+    def overlay_alpha(self) -> np.ndarray | None:
+        """Alpha (0-255) the overlay draws each pixel of the slice with; ``None`` without one."""
+        if self._labels is None:
+            return None
+        return self._overlay.alpha(self._labels)
+
     def compose(self) -> None:
-        """Build the displayed RGB slice if anything changed (runs before every render)."""
+        """Build the displayed slice if anything changed (runs before every render)."""
         if not self._dirty:
             return
         self._dirty = False
@@ -155,36 +173,30 @@ class SliceScene:
             self.image_actor.VisibilityOff()
             return
         grey = grey_pixels(self._ct.pixels, *self._window)
-        rgba = self._label_rgba
-        if rgba is None:
+        labels = self._labels
+        if labels is None or labels.shape != grey.shape:
             pixels = grey
         else:
-            pixels = np.repeat(grey[..., None], 3, axis=2)
-            # Blend only the bounding box of the labelled pixels, every pixel of it in integers
-            # (cheaper than masked fancy indexing of just the labelled ones).
-            shown = rgba[..., 3] > 0
-            rows, cols = np.flatnonzero(shown.any(1)), np.flatnonzero(shown.any(0))
-            box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-            alpha = rgba[box][..., 3:4].astype(np.uint16)
-            blend = pixels[box].astype(np.uint16)
-            blend *= 255 - alpha
-            blend += rgba[box][..., :3] * alpha
-            blend += 127
-            blend //= 255
-            pixels[box] = blend
-        self._composed = pixels  # VTK shares this memory: keep it alive
+            # Written into the last RGBA buffer when the shape allows: VTK already shares it.
+            pixels = self._overlay.compose(grey, labels, out=self._composed)
         shape = (pixels.shape, self._ct.origin, self._ct.spacing)
-        if shape == self._data_shape:
-            # Same grid as the last slice: swap the scalars only, so VTK updates its texture in
-            # place instead of building a new one.
-            components = 1 if pixels.ndim == 2 else pixels.shape[2]
-            flat = pixels.reshape(-1, components) if components > 1 else pixels.reshape(-1)
-            self._data.GetPointData().SetScalars(numpy_to_vtk(flat, deep=False))
-            self._data.Modified()
-        else:
-            self._data = image_data(pixels, self._ct.origin, self._ct.spacing)
+        if shape != self._data_shape:
+            self._data = vtkImageData()
+            self._data.SetDimensions(pixels.shape[1], pixels.shape[0], 1)
+            self._texture.SetInputData(self._data)
+            self._set_plane(pixels.shape, self._ct.origin, self._ct.spacing)
             self._data_shape = shape
-            self.image_actor.SetInputData(self._data)
+        elif pixels is self._composed:
+            # Same buffer, new content: VTK re-reads it when it reloads the texture.
+            self._data.GetPointData().GetScalars().Modified()
+            self._data.Modified()
+            self.image_actor.VisibilityOn()
+            return
+        components = 1 if pixels.ndim == 2 else pixels.shape[2]
+        flat = pixels.reshape(-1, components) if components > 1 else pixels.reshape(-1)
+        self._data.GetPointData().SetScalars(numpy_to_vtk(flat, deep=False))
+        self._data.Modified()
+        self._composed = pixels  # VTK shares this memory: keep it alive
         self.image_actor.VisibilityOn()
 
     def set_cursor(self, u: float, v: float) -> None:
@@ -305,6 +317,16 @@ class SliceScene:
         self.corners["bottom_left"].SetDisplayPosition(margin, margin)
         self.corners["bottom_right"].SetDisplayPosition(w - margin, margin)
         self.corners["bottom_right"].GetTextProperty().SetJustificationToRight()
+
+    def _set_plane(self, shape, origin, spacing) -> None:
+        # The quad reaches half a pixel past the outer pixel centres, so each texel centre sits
+        # exactly on its voxel's plane position (texture coordinates run 0..1 edge to edge).
+        rows, cols = shape[:2]
+        su, sv = spacing
+        u0, v0 = origin[0] - su / 2.0, origin[1] - sv / 2.0
+        self._plane.SetOrigin(u0, v0, 0.0)
+        self._plane.SetPoint1(u0 + cols * su, v0, 0.0)
+        self._plane.SetPoint2(u0, v0 + rows * sv, 0.0)
 
     def _line_actor(self, colour, z: float = 1.0, width: float = 1.0) -> vtkActor:
         mapper = vtkPolyDataMapper()

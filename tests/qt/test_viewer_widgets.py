@@ -119,9 +119,9 @@ def test_label_visibility_from_panel(qtbot, viewer, open_and_wait, abdomen_ct, r
     assert first == max(labels.voxel_counts().items(), key=lambda item: item[1])[0]
 
     def spleen_pixels() -> int:
-        rgba = axial.scene._label_rgba
-        colour = np.array(labels.table[1].color)
-        return int(np.count_nonzero((rgba[..., :3] == colour).all(-1) & (rgba[..., 3] > 0)))
+        alpha = axial.scene.overlay_alpha()
+        spleen = axial.current_labels().pixels == 1
+        return 0 if alpha is None else int(np.count_nonzero(spleen & (alpha > 0)))
 
     assert spleen_pixels() > 20
     model.setData(
@@ -139,7 +139,7 @@ def test_label_visibility_from_panel(qtbot, viewer, open_and_wait, abdomen_ct, r
     viewer.label_panel.show_all.click()
     assert labels.table[1].visible and spleen_pixels() > 20
     viewer.state.labels_visible = False
-    assert axial.scene._label_rgba is None
+    assert not axial.scene.has_overlay and axial.scene.overlay_alpha() is None
 
 
 def test_double_click_maximises_and_restores(qtbot, viewer, open_and_wait, small_ct):
