@@ -17,6 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--bundle", metavar="DIR", help="run this MONAI bundle folder as is")
     parser.add_argument("--variant", help="model variant, e.g. highres or lowres")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "reduced"],
+        help="network arithmetic: auto = as the bundle's own workflow (float16 AMP on CUDA when "
+        "the bundle asks, float32 on the CPU); reduced = fast mode (bfloat16 on the CPU: about "
+        "2.7x faster networks on CPUs with AMX, labels may differ at near-tied voxels); fp32",
+    )
     parser.add_argument("--series", metavar="UID", help="DICOM series to use from a folder")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -57,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     require_ct(volume, str(args.input))
     bar = None if args.quiet else ProgressBar()
     try:
-        labels = segment_volume(volume, model, device=args.device, progress=bar)
+        labels = segment_volume(
+            volume, model, device=args.device, precision=args.precision, progress=bar
+        )
     finally:
         if bar is not None:
             bar.close()

@@ -83,6 +83,7 @@ def segment_volume(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     fast_path: bool = True,
+    precision: str = "auto",
 ) -> LabelMap:
     """Segment ``volume`` with ``model``; the labels lie exactly on the volume's grid.
 
@@ -102,6 +103,10 @@ def segment_volume(
         is raised.
     fast_path
         False forces the bundle's own MONAI preprocessing chain (for comparisons).
+    precision
+        ``auto`` (as the bundle's own workflow: AMP on CUDA when it asks, float32 on the CPU),
+        ``fp32`` or ``reduced`` (fast mode: bfloat16 on the CPU); see
+        :mod:`ctseg_gui.inference.precision`.
 
     Raises
     ------
@@ -123,7 +128,7 @@ def segment_volume(
     target = resolve_device(device)
     try:
         try:
-            return _segment_bundle(volume, model, target, progress, cancelled, fast_path)
+            return _segment_bundle(volume, model, target, progress, cancelled, fast_path, precision)
         except torch.cuda.OutOfMemoryError:
             if target.type != "cuda":
                 raise
@@ -137,7 +142,7 @@ def segment_volume(
             if progress:
                 progress("GPU out of memory: retrying on CPU", 0.0)
             target = torch.device("cpu")
-            return _segment_bundle(volume, model, target, progress, cancelled, fast_path)
+            return _segment_bundle(volume, model, target, progress, cancelled, fast_path, precision)
     except RuntimeError as error:
         if "can't allocate memory" not in str(error) and "out of memory" not in str(error):
             raise
@@ -148,10 +153,11 @@ def segment_volume(
         ) from error
 
 
-def _segment_bundle(volume, ref, device, progress, cancelled, fast_path) -> LabelMap:
+def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precision) -> LabelMap:
     import time
 
     from ctseg_gui.inference.bundle import get_network
+    from ctseg_gui.inference.precision import autocast_dtype
     from ctseg_gui.inference.preprocess import plan_steps, run_steps
     from ctseg_gui.inference.sliding import WindowSettings, sliding_window_labels
 
@@ -196,14 +202,14 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path) -> Labe
         settings,
         keep_probabilities=keep,
         activation=plan.activation,
-        amp=plan.amp,
+        autocast_dtype=autocast_dtype(device, precision, plan.amp),
         progress=lambda f: report("inference", f),
         cancelled=cancelled,
     )
     from ctseg_gui.inference.sliding import plan_windows
 
     n_windows = len(plan_windows(tuple(image.shape[1:]), settings)[3])
-    _SECONDS_PER_WINDOW[(str(ref.bundle), str(device))] = (
+    _SECONDS_PER_WINDOW[(str(ref.bundle), str(device), precision)] = (
         time.perf_counter() - started
     ) / n_windows
     del image
@@ -239,14 +245,19 @@ def _invert_fast(labels, probs, prepared, input_shape) -> np.ndarray:
     import torch
 
     from ctseg_gui.inference.resample import resample_reduce
+    from ctseg_gui.inference.sliding import channel_argmax
 
     back = np.linalg.inv(prepared.to_input)  # input index -> (pre-crop) network-grid index
-    out = torch.zeros(tuple(input_shape), dtype=torch.int16)
+    # Written through an (i, j, k) view of a [k, j, i] array: each slab of k lands in one block
+    # of memory, and the caller's transpose back to our [k, j, i] order costs nothing.
+    out = torch.zeros(tuple(input_shape)[::-1], dtype=torch.int16).permute(2, 1, 0)
     if probs is not None:
         source = _uncrop(probs, prepared)
-        resample_reduce(
-            source, back, tuple(input_shape), "linear", lambda p: p.argmax(0).to(torch.int16), out
-        )
+
+        def reduce(p):
+            return channel_argmax(p).to(torch.int16)
+
+        resample_reduce(source, back, tuple(input_shape), "linear", reduce, out)
     else:
         source = _uncrop(labels[None], prepared)
         resample_reduce(source, back, tuple(input_shape), "nearest", lambda p: p[0], out)
@@ -317,12 +328,15 @@ def _invert_monai(labels, probs, meta_image, plan) -> np.ndarray:
     return np.rint(np.asarray(out.detach().cpu())).astype(np.int16)
 
 
-def estimate_resources(volume: Volume, model: ModelRef, device: str = "auto") -> dict:
+def estimate_resources(
+    volume: Volume, model: ModelRef, device: str = "auto", precision: str = "auto"
+) -> dict:
     """Predicted peak memory and time of ``segment_volume`` for this CT, before running it.
 
     Returns a dict with ``device``, ``network_shape`` (grid the network runs on), ``windows``,
     ``classes``, ``peak_bytes`` (host RAM on CPU, GPU memory on CUDA), ``seconds`` (None until
-    this model ran once in this process on this device), ``available_bytes`` and ``fits``.
+    this model ran once in this process on this device at this ``precision``),
+    ``available_bytes`` and ``fits``.
     """
     if model.builtin:
         return {
@@ -367,7 +381,7 @@ def estimate_resources(volume: Volume, model: ModelRef, device: str = "auto") ->
     if plan.probabilities_first and classes * voxels * 4 <= PROBABILITY_BUDGET_BYTES:
         peak += classes * voxels * 4
     available = _available_bytes(target)
-    per_window = _SECONDS_PER_WINDOW.get((str(model.bundle), str(target)))
+    per_window = _SECONDS_PER_WINDOW.get((str(model.bundle), str(target), precision))
     fits = available is None or peak < available
     advice = ""
     if not fits:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctseg_gui.inference.errors import BundleError, JobCancelled
+from ctseg_gui.inference.precision import autocast_context
 
 
 @dataclass
@@ -112,6 +113,15 @@ def _shift(buffer, axis: int, shift: int) -> None:
     buffer.narrow(dim, max(depth - shift, 0), min(shift, depth)).zero_()
 
 
+def channel_argmax(scores):
+    """Index of the largest channel along dim 0 (the first one on ties, as ``argmax``).
+
+    ``max(0).indices`` is the same reduction, but torch's CPU kernel for it is 3x (105 channels)
+    to 30x (2 channels) faster than ``argmax(0)`` on our (C, X, Y, Z) slabs.
+    """
+    return scores.max(0).indices
+
+
 def sliding_window_labels(
     image,
     network,
@@ -119,7 +129,7 @@ def sliding_window_labels(
     *,
     keep_probabilities: bool = False,
     activation: str | None = "softmax",
-    amp: bool = False,
+    autocast_dtype=None,
     progress: Callable[[float], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
 ):
@@ -127,7 +137,9 @@ def sliding_window_labels(
 
     Returns ``(labels, probabilities)``: labels ``(X, Y, Z)`` int16 on the CPU; probabilities
     ``(C, X, Y, Z)`` float32 after ``activation`` only when ``keep_probabilities`` (for bundles
-    that resample probabilities before the argmax), else None.
+    that resample probabilities before the argmax), else None. ``autocast_dtype`` (from
+    :func:`~ctseg_gui.inference.precision.autocast_dtype`) runs the network under autocast;
+    the stitching sums stay float32.
     """
     import torch
     from monai.data.utils import compute_importance_map
@@ -167,7 +179,7 @@ def sliding_window_labels(
         if scores.shape[0] == 1:
             labels[tuple(index)] = (scores[0] > 0).to(torch.int16).cpu()
         else:
-            labels[tuple(index)] = scores.argmax(0).to(torch.int16).cpu()
+            labels[tuple(index)] = channel_argmax(scores).to(torch.int16).cpu()
         if keep_probabilities:
             if probs is None:
                 probs = torch.zeros((scores.shape[0], *padded), dtype=torch.float32)
@@ -175,9 +187,6 @@ def sliding_window_labels(
             act = torch.sigmoid(scores) if activation == "sigmoid" else act
             probs[(slice(None), *index)] = act.cpu()
 
-    autocast = (
-        torch.autocast("cuda", dtype=torch.float16) if amp and device.type == "cuda" else None
-    )
     for row_start in rows:
         row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
         if acc is not None:
@@ -191,13 +200,8 @@ def sliding_window_labels(
             batch = row[b : b + settings.sw_batch_size]
             windows = torch.cat([data[(slice(None), slice(None), *w)] for w in batch])
             windows = windows.contiguous(memory_format=torch.channels_last_3d)
-            with torch.inference_mode():
-                if autocast is not None:
-                    with autocast:
-                        out = _first_tensor(network(windows))
-                else:
-                    out = _first_tensor(network(windows))
-            out = out.float().contiguous()
+            with torch.inference_mode(), autocast_context(device, autocast_dtype):
+                out = _first_tensor(network(windows))
             if tuple(out.shape[2:]) != tuple(roi):
                 raise BundleError(
                     f"the network output {tuple(out.shape[2:])} differs from the window size {roi}"
@@ -205,11 +209,16 @@ def sliding_window_labels(
             if acc is None:
                 span = list(padded)
                 span[axis] = roi[axis]
-                acc = torch.zeros((out.shape[1], *span), dtype=torch.float32, device=device)
+                # Channel-fastest storage, as the channels-last network output: the weighted sum
+                # streams through both in memory order and the argmax reduces a contiguous run,
+                # instead of transposing C x 96^3 scores per window (4 s of a 105-class run).
+                acc = torch.zeros((*span, out.shape[1]), dtype=torch.float32, device=device)
+                acc = acc.permute(3, 0, 1, 2)
                 count = torch.zeros((1, *span), dtype=torch.float32, device=device)
             for pred, w in zip(out, batch, strict=False):
                 local = list(w)
                 local[axis] = slice(w[axis].start - lo, w[axis].stop - lo)
+                # bfloat16 / float16 scores from autocast are promoted to float32 here
                 acc[(slice(None), *local)] += pred * weight
                 count[(slice(None), *local)] += weight
             done += len(batch)

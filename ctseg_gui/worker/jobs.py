@@ -65,7 +65,7 @@ def segment(
     """Run a model on ``inputs["image"]``; outputs ``labels`` plus the label table in ``info``.
 
     ``params``: the image geometry (:func:`volume_params`), ``model_id``, ``bundle``, ``variant``,
-    ``device``.
+    ``device``, ``precision``.
     """
     from ctseg_gui.core.modality import require_ct
     from ctseg_gui.inference import resolve_model
@@ -79,6 +79,7 @@ def segment(
         volume,
         ref,
         device=params.get("device") or "auto",
+        precision=params.get("precision") or "auto",
         progress=progress,
         cancelled=cancelled,
     )
