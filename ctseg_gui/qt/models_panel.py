@@ -30,6 +30,11 @@ from ctseg_gui.qt.worker_bridge import QtComputeBridge
 
 BUILTIN_ID = "ct-tissues"
 DEVICES = (("auto", "Automatic (GPU when present)"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"))
+PRECISIONS = (
+    ("auto", "As the model's own workflow"),
+    ("reduced", "Fast (mixed precision)"),
+    ("fp32", "Exact (float32)"),
+)
 
 
 @dataclass
@@ -171,6 +176,13 @@ class QtModelPanel(QWidget):
         self.device_box = QComboBox()
         for value, text in DEVICES:
             self.device_box.addItem(text, value)
+        self.precision_box = QComboBox()
+        for value, text in PRECISIONS:
+            self.precision_box.addItem(text, value)
+        self.precision_box.setToolTip(
+            "Fast runs the network in bfloat16 on the CPU (float16 on a GPU): about 2.7x faster "
+            "on CPUs with AMX; a few voxels where two structures are nearly tied may change label"
+        )
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
@@ -193,6 +205,7 @@ class QtModelPanel(QWidget):
         form.addRow("Model", picker)
         form.addRow(self.variant_label, self.variant_row)
         form.addRow("Device", self.device_box)
+        form.addRow("Precision", self.precision_box)
         form.addRow("Estimate", self.estimate_label)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
@@ -355,6 +368,7 @@ class QtModelPanel(QWidget):
             channel=self.CHANNEL,
             variant=variant,
             device=self.device_box.currentData(),
+            precision=self.precision_box.currentData(),
         )
         self.progress.setValue(0)
         self.stage_label.setText(f"Waiting for the compute worker to run {choice.title}…")
@@ -561,6 +575,7 @@ class QtModelPanel(QWidget):
         self.variant_box.setEnabled(not self.running)
         self.variant_row.setEnabled(not self.running)
         self.device_box.setEnabled(not self.running)
+        self.precision_box.setEnabled(not self.running)
         self.run_anyway_button.setEnabled(self._volume is not None and not self.running)
 
 

@@ -156,6 +156,7 @@ class ComputeClient:
         bundle: str | Path | None = None,
         variant: str | None = None,
         device: str = "auto",
+        precision: str = "auto",
         on_event: EventCallback | None = None,
     ) -> JobHandle:
         """Segment ``volume``; the ``result`` event carries a LabelMap on ``volume``'s grid.
@@ -173,6 +174,7 @@ class ComputeClient:
             "bundle": None if bundle is None else str(bundle),
             "variant": variant,
             "device": device,
+            "precision": precision,
         }
 
         def finish(result: JobResult) -> LabelMap:

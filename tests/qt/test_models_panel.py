@@ -169,3 +169,24 @@ def test_prestarted_worker_stops_with_the_panel(qtbot, small, tmp_path, monkeypa
     widget.deleteLater()  # the window closing deletes its docks
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     qtbot.waitUntil(gone, timeout=WAIT_MS)
+
+
+def test_fast_precision_reaches_the_worker(qtbot, panel, small, tmp_path):
+    from bundles import build_spleen_bundle
+    from PySide6.QtCore import Qt
+
+    from ctseg_gui.inference import manager, resolve_model, segment_volume
+
+    manager.install(build_spleen_bundle(tmp_path / "spleen"), "spleen_ct_segmentation")
+    panel.refresh_models()
+    panel.select_model("spleen_ct_segmentation")
+    panel.precision_box.setCurrentIndex(panel.precision_box.findData("reduced"))
+    panel.set_volume(small)
+    with qtbot.waitSignal(panel.result_ready, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    fast = blocker.args[0].array.astype(bool)
+    exact = segment_volume(small, resolve_model("spleen_ct_segmentation"), precision="fp32")
+    exact = exact.array.astype(bool)
+    assert exact.sum() > 5000
+    assert not np.array_equal(fast, exact)  # bfloat16 ran in the worker
+    assert 2.0 * np.sum(fast & exact) / (fast.sum() + exact.sum()) >= 0.98
