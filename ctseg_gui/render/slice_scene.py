@@ -112,6 +112,7 @@ class SliceScene:
 
         self._cross = [self._line_actor(VIEW_COLOURS[other]) for other in _CROSS_LINES[view]]
         self.crosshair_visible = True
+        self._cursor_key: tuple[float, float, float] | None = None
 
         self.letters = [_text(_FONT + 2, (0.95, 0.75, 0.35), bold=True) for _ in range(4)]
         for actor, letter in zip(self.letters, EDGE_LETTERS[view], strict=True):
@@ -202,6 +203,9 @@ class SliceScene:
     def set_cursor(self, u: float, v: float) -> None:
         """Crosshair through ``(u, v)``, with a small gap so the voxel itself stays visible."""
         gap = 6 * self.mm_per_pixel
+        if (u, v, gap) == self._cursor_key:
+            return  # scrolling this view: its crosshair stays, so keep its line buffers
+        self._cursor_key = (u, v, gap)
         far = 1e5
         vertical, horizontal = self._cross
         self._set_segments(vertical, [((u, -far), (u, v - gap)), ((u, v + gap), (u, far))])
