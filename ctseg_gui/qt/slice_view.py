@@ -60,7 +60,7 @@ class QtSliceView(QVTKRenderWindowInteractor):
         self.state = state
         self.document = document
         self.scene = SliceScene(view)
-        self.GetRenderWindow().AddRenderer(self.scene.renderer)
+        self.scene.attach(self.GetRenderWindow())
         self.GetRenderWindow().SetMultiSamples(0)
         self._Iren.SetInteractorStyle(None)
         self.geometry: SliceGeometry | None = None
