@@ -78,7 +78,14 @@ class OverlayTable:
 
     def codes(self, labels: np.ndarray) -> np.ndarray:
         """Table row of every pixel: ``2 * palette entry + border``, as ``np.intp``."""
-        codes = np.minimum(labels, self.size - 1) if labels.max(initial=0) >= self.size else labels
+        # Values outside the table clip to its ends, as in ``label_rgba`` (skip the scan when the
+        # dtype cannot hold such values: the usual uint8 maps of up to 255 labels).
+        if labels.dtype.kind != "u" or (
+            np.iinfo(labels.dtype).max >= self.size and labels.max(initial=0) >= self.size
+        ):
+            codes = np.clip(labels, 0, self.size - 1)
+        else:
+            codes = labels
         if self._remap is not None:
             codes = np.take(self._remap, codes)
         index = self._index
