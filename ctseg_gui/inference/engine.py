@@ -251,7 +251,14 @@ def _invert_fast(labels, probs, prepared, input_shape) -> np.ndarray:
     # Written through an (i, j, k) view of a [k, j, i] array: each slab of k lands in one block
     # of memory, and the caller's transpose back to our [k, j, i] order costs nothing.
     out = torch.zeros(tuple(input_shape)[::-1], dtype=torch.int16).permute(2, 1, 0)
-    if probs is not None:
+    if probs is not None and probs.shape[0] == 2:
+        # Interpolation is linear, so class 1 wins where the interpolated p1 - p0 is positive:
+        # one channel to resample instead of two.
+        source = _uncrop(probs[1:2] - probs[0:1], prepared)
+        resample_reduce(
+            source, back, tuple(input_shape), "linear", lambda d: (d[0] > 0).to(torch.int16), out
+        )
+    elif probs is not None:
         source = _uncrop(probs, prepared)
 
         def reduce(p):
@@ -346,7 +353,7 @@ def estimate_resources(
             "fits": True,
         }
     from ctseg_gui.inference.preprocess import orientation_affine, plan_steps, spacing_affine
-    from ctseg_gui.inference.sliding import WindowSettings, plan_windows
+    from ctseg_gui.inference.sliding import WHOLE_ACCUMULATOR_BYTES, WindowSettings, plan_windows
 
     target = resolve_device(device)
     plan = _plan(model)
@@ -372,7 +379,8 @@ def estimate_resources(
         + volume.array.size * 6  # input as read, and the reader's copy
         + int(volume.array.size * shrink * 8 * 2)
         + voxels * 4 * 2  # network-grid image and one resampling intermediate
-        + classes * slab * 4  # the row buffer of class scores
+        # class scores: for the whole image when few, else for one row of windows
+        + classes * (voxels if classes * voxels * 4 <= WHOLE_ACCUMULATOR_BYTES else slab) * 4
         + classes * roi_voxels * 4 * settings.sw_batch_size * 2  # network output, weighted copy
         + voxels * 2  # labels
         + params * 2

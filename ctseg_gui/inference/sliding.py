@@ -66,6 +66,11 @@ def plan_windows(image_size, settings: WindowSettings):
     return tuple(roi), padded, pads, slices
 
 
+# Class-score accumulators up to this size cover the whole padded image; larger ones (many classes
+# on a big grid) hold one row of windows and slide along the image.
+WHOLE_ACCUMULATOR_BYTES = 1 << 28
+
+
 def _pad(image, pads, settings: WindowSettings):
     import torch.nn.functional as F
 
@@ -161,6 +166,7 @@ def sliding_window_labels(
     labels = torch.zeros(padded, dtype=torch.int16)
     probs = None
     acc = count = None
+    whole = False  # one accumulator for the whole image (few classes), no row shifting
     lo = 0  # slab coordinate of acc[:, 0]
     done, total = 0, len(slices)
 
@@ -189,7 +195,7 @@ def sliding_window_labels(
 
     for row_start in rows:
         row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
-        if acc is not None:
+        if acc is not None and not whole:
             finalise(lo, int(row_start))
             _shift(acc, axis, int(row_start) - lo)
             _shift(count, axis, int(row_start) - lo)
@@ -208,7 +214,9 @@ def sliding_window_labels(
                 )
             if acc is None:
                 span = list(padded)
-                span[axis] = roi[axis]
+                whole = out.shape[1] * int(np.prod(padded)) * 4 <= WHOLE_ACCUMULATOR_BYTES
+                if not whole:
+                    span[axis] = roi[axis]
                 # Channel-fastest storage, as the channels-last network output: the weighted sum
                 # streams through both in memory order and the argmax reduces a contiguous run,
                 # instead of transposing C x 96^3 scores per window (4 s of a 105-class run).
