@@ -113,7 +113,8 @@ class SliceGeometry:
     def extract(self, array: np.ndarray, w: float, nearest: bool = False, fill: float = 0):
         """The slice of ``array`` (on the volume's grid) at normal coordinate ``w``.
 
-        Returns ``None`` when ``w`` lies outside the volume.
+        Returns ``None`` when ``w`` lies outside the volume. The pixels are read-only in
+        spirit: an aligned slice that needs no reordering is a view of ``array``, not a copy.
         """
         number = self.slice_number(w)
         if not 0 <= number < self.count:
@@ -126,7 +127,8 @@ class SliceGeometry:
         mu, mv, mn = self.axis_of
         # Slice numbers run from low to high w; the index runs the other way when the sign is -1.
         index = number if self.sign_of[2] > 0 else self.shape[2 - mn] - 1 - number
-        plane = np.take(array, index, axis=2 - mn)
+        # A view: the one copy is the ascontiguousarray below, after transposes and flips.
+        plane = array[(slice(None),) * (2 - mn) + (index,)]
         remaining = [a for a in (0, 1, 2) if a != 2 - mn]  # array axes left, in order
         if remaining.index(2 - mv) != 0:
             plane = plane.T
