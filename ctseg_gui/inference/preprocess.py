@@ -169,15 +169,19 @@ def run_steps(array, affine: np.ndarray, steps: list[Step], device) -> Prepared:
     target_affine, target_shape = input_affine, tuple(data.shape[1:])
     mode = "linear"
     crop_start, full_shape = (0, 0, 0), None
+    # MONAI's Spacing interpolates in float64. Where a later step thresholds at zero (the nonzero
+    # mask of NormalizeIntensity, CropForeground's box) we must too, or voxels that come out
+    # exactly 0 in one and 1e-7 in the other fall on different sides; elsewhere float32 gives
+    # the same labels at half the memory traffic.
+    thresholds = any(
+        st.kind == "crop" or (st.kind == "normalize" and st.params.get("nonzero")) for st in steps
+    )
+    wide = torch.float64 if thresholds and data.device.type == "cpu" else torch.float32
 
     def materialise():
         nonlocal data, data_affine
         if target_shape != tuple(data.shape[1:]) or not np.allclose(target_affine, data_affine):
             transform = np.linalg.solve(data_affine, target_affine)
-            # MONAI's Spacing interpolates in float64; so do we, or voxels that come out exactly
-            # 0 in one and 1e-7 in the other fall on different sides of NormalizeIntensity's
-            # nonzero mask.
-            wide = torch.float64 if data.device.type == "cpu" else torch.float32
             data = resample(data, transform, target_shape, mode, wide).to(torch.float32)
             data_affine = target_affine
 
