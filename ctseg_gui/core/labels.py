@@ -148,7 +148,11 @@ class LabelMap:
         self.array = array
         self.image = image
         self.table = table if table is not None else LabelTable()
-        self.table.ensure(self.present_values())
+        # A max is a tenth of the cost of counting a 512 x 512 x 400 map; count only when some
+        # value up to it may lack a table entry.
+        top = int(array.max()) if array.size else 0
+        if any(value not in self.table for value in range(1, top + 1)):
+            self.table.ensure(self.present_values())
 
     @classmethod
     def empty(cls, image: Volume, table: LabelTable | None = None) -> LabelMap:
