@@ -7,6 +7,7 @@ MONAI's high-res run needs about 26 GB on CPU, so it only runs with ``--monai-hi
 failure or kill is reported as the result).
 
     python benchmarks/bench_wholebody.py [--variants lowres highres] [--monai-highres]
+        [--precisions auto reduced]
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ def main() -> int:
     parser.add_argument("--skip-monai", action="store_true")
     parser.add_argument("--skip-ours", action="store_true")
     parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["auto", "reduced"],
+        choices=["auto", "fp32", "reduced"],
+        help="run ours once per precision (auto = float32 on the CPU; reduced = bfloat16)",
+    )
+    parser.add_argument(
         "--memory-limit-gb",
         type=float,
         help="cap each run's address space (report an out-of-memory instead of swapping/killing)",
@@ -119,42 +127,46 @@ def main() -> int:
                 found = list(out.rglob("*.nii.gz"))
                 if code == 0 and found:
                     outputs[("monai", variant)] = found[0]
-            if args.skip_ours:
-                continue
-            ours = tmp / f"ours_{variant}.nii.gz"
-            cmd = [sys.executable, "-m", "ctseg_gui.cli", "segment", str(ct), "-o", str(ours),
-                   "--bundle", str(bundle), "--variant", variant, "--device", "cpu", "-q"]  # fmt: skip
-            wall, rss, code, err = run_measured(cmd, env, cap)
-            rows.append(("ctseg segment", variant, wall, rss, code, err))
-            if code == 0:
-                outputs[("ours", variant)] = ours
+            for precision in [] if args.skip_ours else args.precisions:
+                ours = tmp / f"ours_{variant}_{precision}.nii.gz"
+                cmd = [sys.executable, "-m", "ctseg_gui.cli", "segment", str(ct), "-o", str(ours),
+                       "--bundle", str(bundle), "--variant", variant, "--device", "cpu",
+                       "--precision", precision, "-q"]  # fmt: skip
+                wall, rss, code, err = run_measured(cmd, env, cap)
+                rows.append((f"ctseg segment {precision}", variant, wall, rss, code, err))
+                if code == 0:
+                    outputs[(precision, variant)] = ours
         print(
             f"CT 512 x 512 x 400 resampled from {Path(args.image).name}; CPU, {os.cpu_count()} cores"
         )
-        print(f"{'workflow':<20}{'variant':<10}{'wall s':>9}{'peak RSS MiB':>15}  result")
+        print(f"{'workflow':<26}{'variant':<10}{'wall s':>9}{'peak RSS MiB':>15}  result")
         for name, variant, wall, rss, code, err in rows:
             result = (
                 "ok"
                 if code == 0
                 else f"FAILED (exit {code}): {err.strip().splitlines()[-1] if err.strip() else ''}"
             )
-            print(f"{name:<20}{variant:<10}{wall:>9.1f}{rss:>15.0f}  {result}")
+            print(f"{name:<26}{variant:<10}{wall:>9.1f}{rss:>15.0f}  {result}")
         for variant in args.variants:
-            pair = [r for r in rows if r[1] == variant and r[4] == 0]
-            if len(pair) == 2:
-                print(f"{variant}: time ratio ours/MONAI {pair[1][2] / pair[0][2]:.2f}, "
-                      f"memory ratio {pair[1][3] / pair[0][3]:.2f}")  # fmt: skip
-            if ("monai", variant) in outputs and ("ours", variant) in outputs:
-                a = read_image(outputs[("ours", variant)]).array.astype(np.int64)
-                b = np.rint(read_image(outputs[("monai", variant)]).array).astype(np.int64)
-                scores = []
-                for value in np.unique(b):
-                    n = int((b == value).sum())
-                    if n >= 100:
-                        x, y = a == value, b == value
-                        scores.append(2 * float((x & y).sum()) / float(x.sum() + n))
-                print(f"{variant}: mean Dice over {len(scores)} classes with >= 100 voxels: "
-                      f"{np.mean(scores):.5f} (min {np.min(scores):.5f})")  # fmt: skip
+            monai = [r for r in rows if r[1] == variant and r[0].startswith("MONAI") and r[4] == 0]
+            for precision in args.precisions:
+                ours = [r for r in rows if r[1] == variant and r[0].endswith(f" {precision}")]
+                if monai and ours and ours[0][4] == 0:
+                    print(f"{variant} {precision}: time ratio ours/MONAI "
+                          f"{ours[0][2] / monai[0][2]:.2f}, "
+                          f"memory ratio {ours[0][3] / monai[0][3]:.2f}")  # fmt: skip
+                if ("monai", variant) in outputs and (precision, variant) in outputs:
+                    a = read_image(outputs[(precision, variant)]).array.astype(np.int64)
+                    b = np.rint(read_image(outputs[("monai", variant)]).array).astype(np.int64)
+                    scores = []
+                    for value in np.unique(b):
+                        n = int((b == value).sum())
+                        if n >= 100:
+                            x, y = a == value, b == value
+                            scores.append(2 * float((x & y).sum()) / float(x.sum() + n))
+                    print(f"{variant} {precision}: mean Dice vs MONAI over {len(scores)} classes "
+                          f"with >= 100 voxels: {np.mean(scores):.5f} "
+                          f"(min {np.min(scores):.5f})")  # fmt: skip
     return 0
 
 
