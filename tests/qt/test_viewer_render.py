@@ -9,6 +9,7 @@ from scipy import ndimage
 from ctseg_gui.core.volume import Volume
 from ctseg_gui.io import read_image, write_image
 from ctseg_gui.qt.screenshot import vtk_view_image
+from ctseg_gui.render.slice_scene import grey_pixels
 
 
 def _pixel(view, world) -> np.ndarray:
@@ -52,6 +53,31 @@ def test_ct_grey_follows_the_preset(viewer, open_and_wait, abdomen_ct):
         for view in viewer.slice_views.values():
             rgb = _pixel(view, world)
             assert np.all(np.abs(rgb - expected) <= 2), (name, view.view, hu, rgb, expected)
+
+
+def test_smooth_slice_lies_where_the_mouse_maps_it(viewer, open_and_wait, abdomen_ct):
+    """Linear display: each screen pixel shows the CT interpolated at the point that the view
+    maps that pixel to (what the mouse reads out). Half a pixel of misplacement shows up as
+    large errors at every edge."""
+    open_and_wait(viewer, abdomen_ct)
+    _quiet(viewer)
+    viewer.state.interpolate = True
+    viewer.state.apply_preset("Soft tissue")
+    for name in ("axial", "sagittal"):
+        view = viewer.slice_views[name]
+        view.render_now()
+        shown = vtk_view_image(view)[..., 0].astype(float)
+        image = view.current_slice()
+        grey = grey_pixels(image.pixels, *viewer.state.window).astype(float)
+        rows, cols = np.mgrid[0 : shown.shape[0], 0 : shown.shape[1]]
+        u, v = view.scene.display_to_plane(cols + 0.5, rows + 0.5)  # pixel centres
+        col = (u - image.origin[0]) / image.spacing[0]
+        row = (v - image.origin[1]) / image.spacing[1]
+        inside = (col > 1) & (col < grey.shape[1] - 2) & (row > 1) & (row < grey.shape[0] - 2)
+        assert inside.mean() > 0.3
+        expected = ndimage.map_coordinates(grey, [row[inside], col[inside]], order=1)
+        error = np.abs(shown[inside] - expected)
+        assert np.percentile(error, 99) <= 4, (name, np.percentile(error, [50, 99, 100]))
 
 
 def test_labelled_voxel_shows_its_colour(viewer, open_and_wait, abdomen_ct, reference_labels):
