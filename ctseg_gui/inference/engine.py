@@ -353,7 +353,7 @@ def estimate_resources(
             "fits": True,
         }
     from ctseg_gui.inference.preprocess import orientation_affine, plan_steps, spacing_affine
-    from ctseg_gui.inference.sliding import WHOLE_ACCUMULATOR_BYTES, WindowSettings, plan_windows
+    from ctseg_gui.inference.sliding import CPU_WINDOWS_PER_PASS, WindowSettings, plan_windows
 
     target = resolve_device(device)
     plan = _plan(model)
@@ -370,7 +370,10 @@ def estimate_resources(
     slab = voxels // max(padded) * max(roi) if voxels else 0
     roi_voxels = int(np.prod(roi))
     params = _parameter_bytes(plan)
-    activations = settings.sw_batch_size * roi_voxels * 4 * 48  # ~48 feature maps alive at once
+    per_pass = settings.sw_batch_size
+    if target.type == "cpu":
+        per_pass = min(per_pass, CPU_WINDOWS_PER_PASS)
+    activations = per_pass * roi_voxels * 4 * 48  # ~48 feature maps alive at once
     # first resampling pass: two float64 buffers of the input shrunk along one axis
     shrink = min(1.0, min(n / max(m, 1) for n, m in zip(shape, volume.size, strict=True)))
     runtime = 700 * 2**20 if target.type == "cpu" else 0  # torch + MONAI in the process
@@ -379,9 +382,8 @@ def estimate_resources(
         + volume.array.size * 6  # input as read, and the reader's copy
         + int(volume.array.size * shrink * 8 * 2)
         + voxels * 4 * 2  # network-grid image and one resampling intermediate
-        # class scores: for the whole image when few, else for one row of windows
-        + classes * (voxels if classes * voxels * 4 <= WHOLE_ACCUMULATOR_BYTES else slab) * 4
-        + classes * roi_voxels * 4 * settings.sw_batch_size * 2  # network output, weighted copy
+        + classes * slab * 4  # the row buffer of class scores
+        + classes * roi_voxels * 4 * per_pass * 2  # network output, weighted copy
         + voxels * 2  # labels
         + params * 2
         + activations

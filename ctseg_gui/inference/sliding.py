@@ -66,9 +66,11 @@ def plan_windows(image_size, settings: WindowSettings):
     return tuple(roi), padded, pads, slices
 
 
-# Class-score accumulators up to this size cover the whole padded image; larger ones (many classes
-# on a big grid) hold one row of windows and slide along the image.
-WHOLE_ACCUMULATOR_BYTES = 1 << 28
+# On the CPU, windows go through the network at most this many at a time, whatever the bundle's
+# sw_batch_size: oneDNN is no faster with more, while the activations grow with each window
+# (about 100 MB per 96^3 window for the spleen UNet in float32). Eval-mode networks treat windows
+# independently, so the labels are the same.
+CPU_WINDOWS_PER_PASS = 2
 
 
 def _pad(image, pads, settings: WindowSettings):
@@ -166,7 +168,6 @@ def sliding_window_labels(
     labels = torch.zeros(padded, dtype=torch.int16)
     probs = None
     acc = count = None
-    whole = False  # one accumulator for the whole image (few classes), no row shifting
     lo = 0  # slab coordinate of acc[:, 0]
     done, total = 0, len(slices)
 
@@ -195,15 +196,18 @@ def sliding_window_labels(
 
     for row_start in rows:
         row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
-        if acc is not None and not whole:
+        if acc is not None:
             finalise(lo, int(row_start))
             _shift(acc, axis, int(row_start) - lo)
             _shift(count, axis, int(row_start) - lo)
             lo = int(row_start)
-        for b in range(0, len(row), settings.sw_batch_size):
+        per_pass = settings.sw_batch_size
+        if device.type == "cpu":
+            per_pass = min(per_pass, CPU_WINDOWS_PER_PASS)
+        for b in range(0, len(row), per_pass):
             if cancelled is not None and cancelled():
                 raise JobCancelled()
-            batch = row[b : b + settings.sw_batch_size]
+            batch = row[b : b + per_pass]
             windows = torch.cat([data[(slice(None), slice(None), *w)] for w in batch])
             windows = windows.contiguous(memory_format=torch.channels_last_3d)
             with torch.inference_mode(), autocast_context(device, autocast_dtype):
@@ -214,9 +218,7 @@ def sliding_window_labels(
                 )
             if acc is None:
                 span = list(padded)
-                whole = out.shape[1] * int(np.prod(padded)) * 4 <= WHOLE_ACCUMULATOR_BYTES
-                if not whole:
-                    span[axis] = roi[axis]
+                span[axis] = roi[axis]
                 # Channel-fastest storage, as the channels-last network output: the weighted sum
                 # streams through both in memory order and the argmax reduces a contiguous run,
                 # instead of transposing C x 96^3 scores per window (4 s of a 105-class run).
