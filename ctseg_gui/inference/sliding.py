@@ -194,6 +194,9 @@ def sliding_window_labels(
             act = torch.sigmoid(scores) if activation == "sigmoid" else act
             probs[(slice(None), *index)] = act.cpu()
 
+    per_pass = settings.sw_batch_size
+    if device.type == "cpu":
+        per_pass = min(per_pass, CPU_WINDOWS_PER_PASS)
     for row_start in rows:
         row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
         if acc is not None:
@@ -201,9 +204,6 @@ def sliding_window_labels(
             _shift(acc, axis, int(row_start) - lo)
             _shift(count, axis, int(row_start) - lo)
             lo = int(row_start)
-        per_pass = settings.sw_batch_size
-        if device.type == "cpu":
-            per_pass = min(per_pass, CPU_WINDOWS_PER_PASS)
         for b in range(0, len(row), per_pass):
             if cancelled is not None and cancelled():
                 raise JobCancelled()
