@@ -87,6 +87,16 @@ def test_config_with_unknown_network(bundle_copy, small_volume):
         segment_volume(small_volume, resolve_model(bundle=bundle_copy), device="cpu")
 
 
+def test_multi_image_bundle_is_refused_before_running(bundle_copy, small_volume):
+    # e.g. renalStructures_CECT_segmentation reads three contrast phases per case
+    config_file = bundle_copy / "configs" / "inference.json"
+    config = json.loads(config_file.read_text())
+    config["preprocessing"]["transforms"][0]["keys"] = ["artery", "vein", "excret"]
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(BundleError, match=r"reads 3 images per case \(artery, vein, excret\)"):
+        segment_volume(small_volume, resolve_model(bundle=bundle_copy), device="cpu")
+
+
 def test_not_a_bundle(tmp_path):
     with pytest.raises(BundleError, match="configs/inference.json is missing"):
         resolve_model(bundle=tmp_path)

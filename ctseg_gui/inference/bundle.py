@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ctseg_gui.core.errors import CtsegError
+from ctseg_gui.inference.compat import adapt_network_config
 from ctseg_gui.inference.errors import BundleError
 from ctseg_gui.inference.modelref import ModelRef, bundle_config_file
 
@@ -78,6 +79,7 @@ def make_parser(ref: ModelRef):
     parser["bundle_root"] = str(root)
     for key, value in ref.overrides:
         parser[key] = value
+    adapt_network_config(parser)
     _enable_scripts(root)
     return parser, config_file
 
@@ -170,7 +172,14 @@ def load_plan(ref: ModelRef) -> BundlePlan:
     image_key = "image"
     for t in transforms:
         if type(t).__name__ == "LoadImaged":
-            image_key = tuple(t.keys)[0]
+            keys = tuple(t.keys)
+            image_key = keys[0]
+            if len(keys) > 1 and not getattr(t, "allow_missing_keys", False):
+                raise BundleError(
+                    f"the bundle reads {len(keys)} images per case ({', '.join(keys)}); "
+                    "`ctseg segment` runs bundles that take one CT",
+                    config_file,
+                )
             break
     inferer = _parsed(parser, "inferer", config_file, "inferer")
     activation, probabilities_first = _postprocessing_order(parser, config_file)

@@ -309,7 +309,10 @@ def _monai_preprocess(volume: Volume, plan):
     image = data[plan.image_key] if isinstance(data, dict) else data
     if image.ndim != 4 or image.shape[0] != 1:
         raise BundleError(
-            f"preprocessing gave shape {tuple(image.shape)}, not 1 x X x Y x Z", plan.config_file
+            f"preprocessing gave shape {tuple(image.shape)}, not 1 x X x Y x Z: the network "
+            "takes several input channels (a click-guided model such as DeepEdit, or a "
+            "multi-image bundle); `ctseg segment` feeds it one CT",
+            plan.config_file,
         )
     return image
 
