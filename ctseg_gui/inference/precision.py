@@ -17,17 +17,6 @@ import contextlib
 PRECISIONS = ("auto", "fp32", "reduced")
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU multiplies bfloat16 matrices in hardware (AMX tiles)."""
-    import torch
-
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(probe()) if probe is not None else False
-    except RuntimeError:
-        return False
-
-
 def autocast_dtype(device, precision: str = "auto", bundle_amp: bool = True):
     """The autocast dtype for the network pass on ``device``, or None for float32."""
     import torch
