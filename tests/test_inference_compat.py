@@ -94,3 +94,21 @@ def test_yaml_bundle_gives_the_same_labels_as_json(tmp_path, small_ct):
         results.append(read_image(out).array)
     assert results[0].any()
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_class_names_from_label_def(tmp_path):
+    # some model-zoo bundles (pediatric_abdominal_ct_segmentation) name classes in label_def
+    from ctseg_gui.inference import resolve_model
+    from ctseg_gui.inference.bundle import load_plan
+    from ctseg_gui.inference.engine import label_table_for
+
+    bundle = build_spleen_bundle(tmp_path / "bundle")
+    metadata_file = bundle / "configs" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    pred = metadata["network_data_format"]["outputs"]["pred"]
+    pred["label_def"] = {"0": "background", "1": "liver"}
+    del pred["channel_def"]
+    metadata_file.write_text(json.dumps(metadata))
+    ref = resolve_model(bundle=bundle)
+    table = label_table_for(ref, load_plan(ref))
+    assert [(entry.value, entry.name) for entry in table] == [(1, "liver")]

@@ -154,14 +154,22 @@ def _postprocessing_order(parser, config_file: Path) -> tuple[str | None, bool]:
 
 
 def _channel_labels(parser) -> dict[int, str]:
+    """Class names from the metadata: the output's ``channel_def``, or ``label_def`` (used by
+    some model-zoo bundles, e.g. pediatric_abdominal_ct_segmentation); ``pred`` first."""
     try:
-        channels = parser["_meta_#network_data_format#outputs#pred#channel_def"]
+        outputs = parser["_meta_#network_data_format#outputs"]
     except (KeyError, TypeError):
         return {}
-    try:
-        return {int(k): str(v) for k, v in channels.items()}
-    except (AttributeError, ValueError):
+    if not isinstance(outputs, dict):
         return {}
+    for name in sorted(outputs, key=lambda n: n != "pred"):
+        output = outputs[name] if isinstance(outputs[name], dict) else {}
+        channels = output.get("channel_def") or output.get("label_def")
+        try:
+            return {int(k): str(v) for k, v in channels.items()}
+        except (AttributeError, ValueError):
+            continue
+    return {}
 
 
 def load_plan(ref: ModelRef) -> BundlePlan:
