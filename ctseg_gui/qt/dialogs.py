@@ -112,3 +112,11 @@ class QtHelpDialog(QDialog):
         layout.addWidget(table)
         layout.addWidget(buttons)
         self.resize(640, 560)
+
+
+def ask_yes_no(parent, title: str, question: str) -> bool:
+    """A modal Yes / No question; True for Yes."""
+    from PySide6.QtWidgets import QMessageBox
+
+    buttons = QMessageBox.StandardButton
+    return QMessageBox.question(parent, title, question, buttons.Yes | buttons.No) == buttons.Yes

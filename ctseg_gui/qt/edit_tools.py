@@ -198,20 +198,15 @@ class QtAutosave(QObject):
     @staticmethod
     def offer_recovery(parent, image) -> object | None:
         """Ask whether to restore an autosave of ``image``; the recovered LabelMap or ``None``."""
-        from PySide6.QtWidgets import QMessageBox
-
         from ctseg_gui.interactive.autosave import discard_recovery, recover, recoveries_for
+        from ctseg_gui.qt.dialogs import ask_yes_no
 
         found = recoveries_for(image)
         if not found:
             return None
-        answer = QMessageBox.question(
-            parent,
-            "Recover unsaved labels?",
-            f"Found {found[0].describe()}. Restore them?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+        if ask_yes_no(
+            parent, "Recover unsaved labels?", f"Found {found[0].describe()}. Restore them?"
+        ):
             return recover(found[0], image)
         discard_recovery(found[0])
         return None

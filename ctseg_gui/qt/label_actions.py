@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QColorDialog, QFileDialog, QInputDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QColorDialog, QFileDialog, QInputDialog, QMenu
+
+from ctseg_gui.qt.dialogs import ask_yes_no
 
 SAVE_FILTER = "NIfTI label map (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha)"
 _SAVABLE = (".nii.gz", ".nii", ".nrrd", ".mha")
@@ -99,10 +101,7 @@ def save_labels(window, path: str | Path | None = None, ask: bool = False) -> bo
 def _confirm(window, title: str, text: str) -> bool:
     if not window.interactive:
         return True
-    answer = QMessageBox.question(
-        window, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
-    )
-    return answer == QMessageBox.StandardButton.Yes
+    return ask_yes_no(window, title, text)
 
 
 def _name(document, value: int) -> str:

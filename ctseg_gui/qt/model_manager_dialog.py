@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from ctseg_gui.inference.overview import ModelStatus, format_size, model_overview
 from ctseg_gui.qt._model_task import TaskSignals, details_html, run_task
+from ctseg_gui.qt.dialogs import ask_yes_no
 
 COLUMNS = ("Model", "Task", "Variants", "Status", "Size", "Licence", "Source")
 WIDTHS = (300, 220, 100, 120, 70, 180)  # the last column stretches
@@ -366,10 +367,7 @@ class QtModelManagerDialog(QDialog):
         """Ask a yes/no question (tests replace this when ``show_dialogs`` is off)."""
         if not self.show_dialogs:
             return True
-        answer = QMessageBox.question(
-            self, title, question, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_yes_no(self, title, question)
 
     @property
     def busy(self) -> bool:

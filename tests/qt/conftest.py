@@ -56,3 +56,34 @@ def make_lps_twin(volume: Volume) -> Volume:
 def lps_twin():
     """Function turning a volume into its LPS-stored twin."""
     return make_lps_twin
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A throwaway CTSEG_DATA_DIR: no user-installed models."""
+    target = tmp_path / "data"
+    monkeypatch.setenv("CTSEG_DATA_DIR", str(target))
+    return target
+
+
+@pytest.fixture
+def model_panel(qtbot, data_dir):
+    """``model_panel(*installs)``: a shown QtModelPanel after installing ``(bundle, model_id)``
+    pairs into ``data_dir``; its compute worker stops at teardown."""
+    from ctseg_gui.inference import manager
+    from ctseg_gui.qt.models_panel import QtModelPanel
+
+    panels = []
+
+    def make(*installs):
+        for bundle, model_id in installs:
+            manager.install(bundle, model_id)
+        widget = QtModelPanel(show_dialogs=False)
+        qtbot.addWidget(widget)
+        widget.show()
+        panels.append(widget)
+        return widget
+
+    yield make
+    for widget in panels:
+        widget.bridge.close()

@@ -58,14 +58,8 @@ def _zip(bundle, path):
 
 
 @pytest.fixture
-def panel(qtbot):
-    from ctseg_gui.qt.models_panel import QtModelPanel
-
-    widget = QtModelPanel(show_dialogs=False)
-    qtbot.addWidget(widget)
-    widget.show()
-    yield widget
-    widget.bridge.close()
+def panel(model_panel):
+    return model_panel()
 
 
 @pytest.fixture

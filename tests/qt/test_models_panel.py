@@ -15,15 +15,8 @@ WAIT_MS = 120_000
 
 
 @pytest.fixture
-def panel(qtbot, tmp_path, monkeypatch):
-    from ctseg_gui.qt.models_panel import QtModelPanel
-
-    monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))  # no user-installed models
-    widget = QtModelPanel(show_dialogs=False)
-    qtbot.addWidget(widget)
-    widget.show()
-    yield widget
-    widget.bridge.close()
+def panel(model_panel):
+    return model_panel()
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +107,7 @@ def test_errors_are_reported(qtbot, panel, small):
     assert panel.stage_label.text().startswith("Failed:") and panel.run_button.isEnabled()
 
 
-def test_installed_catalog_model_is_listed_with_its_variants(qtbot, tmp_path, monkeypatch):
-    from ctseg_gui.inference import manager
-    from ctseg_gui.qt.models_panel import QtModelPanel
-
-    monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))
+def test_installed_catalog_model_is_listed_with_its_variants(model_panel, tmp_path):
     bundle = tmp_path / "wholeBody_ct_segmentation"
     (bundle / "configs").mkdir(parents=True)
     (bundle / "models").mkdir()
@@ -126,11 +115,7 @@ def test_installed_catalog_model_is_listed_with_its_variants(qtbot, tmp_path, mo
     (bundle / "configs" / "inference.json").write_text(json.dumps(config))
     for name in ("model.pt", "model_lowres.pt"):
         (bundle / "models" / name).write_bytes(b"listed, never run here")
-    manager.install(bundle, "wholeBody_ct_segmentation")
-
-    widget = QtModelPanel(show_dialogs=False)
-    qtbot.addWidget(widget)
-    widget.show()
+    widget = model_panel((bundle, "wholeBody_ct_segmentation"))
     ids = [widget.model_box.itemData(i) for i in range(widget.model_box.count())]
     assert ids == ["ct-tissues", "wholeBody_ct_segmentation"]
     assert widget.variant_row.isHidden()  # the built-in comes first and has no variants
@@ -141,7 +126,6 @@ def test_installed_catalog_model_is_listed_with_its_variants(qtbot, tmp_path, mo
     assert widget.variant_box.currentData() == "lowres"  # the manifest's default
     widget.select_model("ct-tissues")
     assert widget.variant_row.isHidden()
-    widget.bridge.close()
 
 
 def test_prestarted_worker_stops_with_the_panel(qtbot, small, tmp_path, monkeypatch):
@@ -171,14 +155,13 @@ def test_prestarted_worker_stops_with_the_panel(qtbot, small, tmp_path, monkeypa
     qtbot.waitUntil(gone, timeout=WAIT_MS)
 
 
-def test_fast_precision_reaches_the_worker(qtbot, panel, small, tmp_path):
+def test_fast_precision_reaches_the_worker(qtbot, model_panel, small, tmp_path):
     from bundles import build_spleen_bundle
     from PySide6.QtCore import Qt
 
-    from ctseg_gui.inference import manager, resolve_model, segment_volume
+    from ctseg_gui.inference import resolve_model, segment_volume
 
-    manager.install(build_spleen_bundle(tmp_path / "spleen"), "spleen_ct_segmentation")
-    panel.refresh_models()
+    panel = model_panel((build_spleen_bundle(tmp_path / "spleen"), "spleen_ct_segmentation"))
     panel.select_model("spleen_ct_segmentation")
     panel.precision_box.setCurrentIndex(panel.precision_box.findData("reduced"))
     panel.set_volume(small)

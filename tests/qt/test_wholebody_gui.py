@@ -17,17 +17,8 @@ def wholebody_bundle(tmp_path_factory):
 
 
 @pytest.fixture
-def panel(qtbot, tmp_path, monkeypatch, wholebody_bundle):
-    from ctseg_gui.inference import manager
-    from ctseg_gui.qt.models_panel import QtModelPanel
-
-    monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))
-    manager.install(wholebody_bundle, "wholeBody_ct_segmentation")
-    widget = QtModelPanel(show_dialogs=False)
-    qtbot.addWidget(widget)
-    widget.show()
-    yield widget
-    widget.bridge.close()
+def panel(model_panel, wholebody_bundle):
+    return model_panel((wholebody_bundle, "wholeBody_ct_segmentation"))
 
 
 @pytest.fixture(scope="module")
