@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctseg_gui.inference.errors import BundleError, JobCancelled
+from ctseg_gui.inference.memory import reuse_freed_memory
 from ctseg_gui.inference.precision import autocast_context
 
 
@@ -180,14 +181,19 @@ def sliding_window_labels(
         nonlocal probs
         if b <= a:
             return
-        scores = take(acc, a - lo, b - lo) / take(count, a - lo, b - lo)
+        # Every class of a voxel shares its weight sum, a positive number, so the labels come
+        # from the weighted sums directly; dividing first would cost a full copy of the slab's
+        # class scores (0.9 s of a 105-class slab) and, being monotonic, cannot change a winner
+        # (bar a rounding tie between two scores a few ulps apart).
+        sums = take(acc, a - lo, b - lo)
         index = [slice(None)] * 3
         index[axis] = slice(a, b)
-        if scores.shape[0] == 1:
-            labels[tuple(index)] = (scores[0] > 0).to(torch.int16).cpu()
+        if sums.shape[0] == 1:
+            labels[tuple(index)] = (sums[0] > 0).to(torch.int16).cpu()
         else:
-            labels[tuple(index)] = channel_argmax(scores).to(torch.int16).cpu()
+            labels[tuple(index)] = channel_argmax(sums).to(torch.int16).cpu()
         if keep_probabilities:
+            scores = sums / take(count, a - lo, b - lo)
             if probs is None:
                 probs = torch.zeros((scores.shape[0], *padded), dtype=torch.float32)
             act = torch.softmax(scores, 0) if activation == "softmax" else scores
@@ -197,44 +203,49 @@ def sliding_window_labels(
     per_pass = settings.sw_batch_size
     if device.type == "cpu":
         per_pass = min(per_pass, CPU_WINDOWS_PER_PASS)
-    for row_start in rows:
-        row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
-        if acc is not None:
-            finalise(lo, int(row_start))
-            _shift(acc, axis, int(row_start) - lo)
-            _shift(count, axis, int(row_start) - lo)
-            lo = int(row_start)
-        for b in range(0, len(row), per_pass):
-            if cancelled is not None and cancelled():
-                raise JobCancelled()
-            batch = row[b : b + per_pass]
-            windows = torch.cat([data[(slice(None), slice(None), *w)] for w in batch])
-            windows = windows.contiguous(memory_format=torch.channels_last_3d)
-            with torch.inference_mode(), autocast_context(device, autocast_dtype):
-                out = _first_tensor(network(windows))
-            if tuple(out.shape[2:]) != tuple(roi):
-                raise BundleError(
-                    f"the network output {tuple(out.shape[2:])} differs from the window size {roi}"
-                )
-            if acc is None:
-                span = list(padded)
-                span[axis] = roi[axis]
-                # Channel-fastest storage, as the channels-last network output: the weighted sum
-                # streams through both in memory order and the argmax reduces a contiguous run,
-                # instead of transposing C x 96^3 scores per window (4 s of a 105-class run).
-                acc = torch.zeros((*span, out.shape[1]), dtype=torch.float32, device=device)
-                acc = acc.permute(3, 0, 1, 2)
-                count = torch.zeros((1, *span), dtype=torch.float32, device=device)
-            for pred, w in zip(out, batch, strict=False):
-                local = list(w)
-                local[axis] = slice(w[axis].start - lo, w[axis].stop - lo)
-                # bfloat16 / float16 scores from autocast are promoted to float32 here
-                acc[(slice(None), *local)] += pred * weight
-                count[(slice(None), *local)] += weight
-            done += len(batch)
-            if progress is not None:
-                progress(done / total)
-    finalise(lo, lo + acc.shape[1 + axis])
+    # On the CPU, the activations each layer frees are reused by the next (see memory.py).
+    with reuse_freed_memory(enabled=device.type == "cpu"):
+        for row_start in rows:
+            row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
+            if acc is not None:
+                finalise(lo, int(row_start))
+                _shift(acc, axis, int(row_start) - lo)
+                _shift(count, axis, int(row_start) - lo)
+                lo = int(row_start)
+            for b in range(0, len(row), per_pass):
+                if cancelled is not None and cancelled():
+                    raise JobCancelled()
+                batch = row[b : b + per_pass]
+                windows = torch.cat([data[(slice(None), slice(None), *w)] for w in batch])
+                windows = windows.contiguous(memory_format=torch.channels_last_3d)
+                with torch.inference_mode(), autocast_context(device, autocast_dtype):
+                    out = _first_tensor(network(windows))
+                if tuple(out.shape[2:]) != tuple(roi):
+                    raise BundleError(
+                        f"the network output {tuple(out.shape[2:])} differs from the window size {roi}"
+                    )
+                if acc is None:
+                    span = list(padded)
+                    span[axis] = roi[axis]
+                    # Channel-fastest storage, as the channels-last network output: the weighted sum
+                    # streams through both in memory order and the argmax reduces a contiguous run,
+                    # instead of transposing C x 96^3 scores per window (4 s of a 105-class run).
+                    acc = torch.zeros((*span, out.shape[1]), dtype=torch.float32, device=device)
+                    acc = acc.permute(3, 0, 1, 2)
+                    count = torch.zeros((1, *span), dtype=torch.float32, device=device)
+                for pred, w in zip(out, batch, strict=False):
+                    local = list(w)
+                    local[axis] = slice(w[axis].start - lo, w[axis].stop - lo)
+                    # In place: ``+= pred * weight`` made a C x 96^3 temporary and took a slow
+                    # strided path (0.66 s per 105-class window against 0.03 s). bfloat16 / float16
+                    # scores from autocast are promoted to float32 here.
+                    acc[(slice(None), *local)].addcmul_(pred, weight)
+                    count[(slice(None), *local)] += weight
+                del out, pred  # before the next windows run: C x 96^3 floats each (371 MB at C=105)
+                done += len(batch)
+                if progress is not None:
+                    progress(done / total)
+        finalise(lo, lo + acc.shape[1 + axis])
     crop = tuple(slice(a, a + s) for (a, _), s in zip(pads, size, strict=False))
     labels = labels[crop].contiguous()
     if probs is not None:

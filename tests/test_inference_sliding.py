@@ -1,0 +1,81 @@
+"""Slab-wise sliding window against MONAI's ``sliding_window_inference``, and the CPU heap reuse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.inferers import sliding_window_inference
+from monai.networks.nets import SegResNet
+
+from ctseg_gui.inference.memory import _glibc, reuse_freed_memory
+from ctseg_gui.inference.sliding import WindowSettings, sliding_window_labels
+from ctseg_gui.io import read_image
+
+
+@pytest.fixture(scope="module")
+def ct_tensor(abdomen_ct):
+    """The real abdomen CT scaled to about [-1, 1], (1, X, Y, Z) as MONAI holds it."""
+    array = read_image(abdomen_ct).array.transpose(2, 1, 0).astype(np.float32)
+    return torch.from_numpy(np.clip(array, -1000.0, 1000.0) / 1000.0)[None]
+
+
+@pytest.fixture(scope="module")
+def network():
+    torch.manual_seed(3)
+    # the whole-body model's architecture, narrower, with 7 classes
+    net = SegResNet(spatial_dims=3, in_channels=1, out_channels=7, init_filters=8,
+                    blocks_down=[1, 2, 2, 4], blocks_up=[1, 1, 1])  # fmt: skip
+    return net.eval()
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "constant"])
+def test_labels_and_probabilities_match_monai(ct_tensor, network, mode):
+    settings = WindowSettings(roi_size=(64, 64, 64), sw_batch_size=2, overlap=0.25, mode=mode,
+                              padding_mode="replicate")  # fmt: skip
+    with torch.inference_mode():
+        reference = sliding_window_inference(
+            ct_tensor[None], (64, 64, 64), 2, network, overlap=0.25, mode=mode,
+            padding_mode="replicate",
+        )[0]  # fmt: skip
+        labels, probs = sliding_window_labels(ct_tensor, network, settings, keep_probabilities=True)
+    expected_labels = reference.argmax(0)
+    assert labels.shape == expected_labels.shape == ct_tensor.shape[1:]
+    assert len(torch.unique(expected_labels)) >= 4  # a test with several real winners
+    # labels come from the weighted sums without the division by the weight sum: only a rounding
+    # tie could move a voxel
+    differing = int((labels != expected_labels).sum())
+    assert differing <= labels.numel() * 1e-6, differing
+    assert torch.allclose(probs, torch.softmax(reference, 0), atol=1e-5)
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+@pytest.mark.skipif(_glibc() is None, reason="heap reuse needs glibc")
+def test_freed_memory_is_kept_inside_and_given_back_after():
+    size = 256 << 20  # a block well above glibc's mmap threshold
+    before = _resident_bytes()
+    block = np.ones(size, np.uint8)
+    del block
+    assert _resident_bytes() - before < size // 4  # by default: unmapped as soon as freed
+    with reuse_freed_memory():
+        block = np.ones(size, np.uint8)
+        del block
+        kept = _resident_bytes() - before
+        assert kept > size * 3 // 4  # still resident, for the next allocation
+        again = np.ones(size, np.uint8)  # served from the kept pages
+        assert _resident_bytes() - before < kept + size // 4
+        del again
+    assert _resident_bytes() - before < size // 4  # trimmed on leaving
+
+
+def test_disabled_reuse_changes_nothing():
+    size = 256 << 20
+    before = _resident_bytes()
+    with reuse_freed_memory(enabled=False):
+        block = np.ones(size, np.uint8)
+        del block
+        assert _resident_bytes() - before < size // 4
