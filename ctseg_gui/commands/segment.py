@@ -58,9 +58,12 @@ class ProgressBar:
 def run(args: argparse.Namespace) -> int:
     from ctseg_gui.core.modality import require_ct
     from ctseg_gui.inference import resolve_model, segment_volume
+    from ctseg_gui.inference.engine import preload_libraries
     from ctseg_gui.io import read_image, write_label_map
 
     model = resolve_model(args.model, args.bundle, args.variant)
+    if not model.builtin:
+        preload_libraries()  # overlaps with reading the CT
     volume = read_image(args.input, series_uid=args.series)
     require_ct(volume, str(args.input))
     bar = None if args.quiet else ProgressBar()
