@@ -215,3 +215,39 @@ def test_cli_default_model_is_ct_tissues(tmp_path, small_ct):
     labels = read_image(out)
     assert labels.same_grid(read_image(small_ct))
     assert len(np.unique(labels.array)) >= 4  # body tissues, not one class
+
+
+def test_segment_bad_input_exits_cleanly_while_libraries_load(tmp_path, spleen_bundle, abdomen_ct):
+    # `ctseg segment` starts importing torch and MONAI on a thread before it reads the CT; an
+    # unreadable CT must still end in one line, at once, with no noise from that thread
+    import subprocess
+    import sys
+
+    truncated = tmp_path / "cut.nii.gz"
+    truncated.write_bytes(abdomen_ct.read_bytes()[:500000])
+    out = tmp_path / "x.nii.gz"
+    result = subprocess.run(
+        [sys.executable, "-m", "ctseg_gui.cli", "segment", str(truncated), "-o", str(out),
+         "--bundle", str(spleen_bundle)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(truncated) in lines[0] and "truncated" in lines[0], lines
+    assert not out.exists()
+
+
+def test_preload_imports_torch_and_monai_in_the_background():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from ctseg_gui.inference.engine import preload_libraries\n"
+        "assert 'torch' not in sys.modules\n"
+        "preload_libraries()\n"
+        "[t.join() for t in threading.enumerate() if t.name == 'ctseg-preload']\n"
+        "print('torch' in sys.modules, 'monai.bundle' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["True", "True"], result.stderr

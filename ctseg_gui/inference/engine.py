@@ -209,10 +209,9 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
     report("preprocessing", 1.0)
     check()
     settings = WindowSettings.from_inferer(plan.inferer)
-    out_channels = None
+    out_channels = _guess_channels(plan)
     keep = plan.probabilities_first
     if keep:
-        out_channels = _guess_channels(plan)
         keep = out_channels is None or (
             out_channels * image[0].numel() * 4 <= PROBABILITY_BUDGET_BYTES
         )
@@ -222,6 +221,7 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
         network,
         settings,
         keep_probabilities=keep,
+        out_channels=out_channels,
         activation=plan.activation,
         autocast_dtype=autocast_dtype(device, precision, plan.amp),
         progress=lambda f: report("inference", f),
@@ -407,7 +407,8 @@ def estimate_resources(
         + int(volume.array.size * shrink * 8 * 2)
         + voxels * 4 * 2  # network-grid image and one resampling intermediate
         + classes * slab * 4  # the row buffer of class scores
-        + classes * roi_voxels * 4 * per_pass * 2  # network output, weighted copy
+        # the network output, and as much again of freed activations the CPU heap keeps
+        + classes * roi_voxels * 4 * per_pass * 2
         + voxels * 2  # labels
         + params * 2
         + activations
