@@ -49,15 +49,6 @@ def test_labels_and_probabilities_match_monai(ct_tensor, network, mode):
     assert torch.allclose(probs, torch.softmax(reference, 0), atol=1e-5)
 
 
-@pytest.mark.parametrize("hint", [7, 3])  # right, and wrong (the network gives 7)
-def test_channel_hint_changes_no_label(ct_tensor, network, hint):
-    settings = WindowSettings(roi_size=(64, 64, 64), overlap=0.25, mode="gaussian")
-    with torch.inference_mode():
-        plain, _ = sliding_window_labels(ct_tensor, network, settings)
-        hinted, _ = sliding_window_labels(ct_tensor, network, settings, out_channels=hint)
-    assert torch.equal(plain, hinted)
-
-
 def _resident_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * 4096

@@ -209,9 +209,10 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
     report("preprocessing", 1.0)
     check()
     settings = WindowSettings.from_inferer(plan.inferer)
-    out_channels = _guess_channels(plan)
+    out_channels = None
     keep = plan.probabilities_first
     if keep:
+        out_channels = _guess_channels(plan)
         keep = out_channels is None or (
             out_channels * image[0].numel() * 4 <= PROBABILITY_BUDGET_BYTES
         )
@@ -221,7 +222,6 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
         network,
         settings,
         keep_probabilities=keep,
-        out_channels=out_channels,
         activation=plan.activation,
         autocast_dtype=autocast_dtype(device, precision, plan.amp),
         progress=lambda f: report("inference", f),

@@ -11,7 +11,6 @@ row of windows' worth of class scores, not the whole volume's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,7 +138,6 @@ def sliding_window_labels(
     keep_probabilities: bool = False,
     activation: str | None = "softmax",
     autocast_dtype=None,
-    out_channels: int | None = None,
     progress: Callable[[float], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
 ):
@@ -149,9 +147,7 @@ def sliding_window_labels(
     ``(C, X, Y, Z)`` float32 after ``activation`` only when ``keep_probabilities`` (for bundles
     that resample probabilities before the argmax), else None. ``autocast_dtype`` (from
     :func:`~ctseg_gui.inference.precision.autocast_dtype`) runs the network under autocast;
-    the stitching sums stay float32. ``out_channels`` (the network's output channels, when the
-    config says) lets the sums be allocated before the first window, so that window already
-    reuses freed memory; a wrong value only loses that head start.
+    the stitching sums stay float32.
     """
     import torch
     from monai.data.utils import compute_importance_map
@@ -181,17 +177,6 @@ def sliding_window_labels(
         index[axis] = slice(a, b)
         return sl[(slice(None), *index)]
 
-    def allocate(channels: int) -> None:
-        nonlocal acc, count
-        span = list(padded)
-        span[axis] = roi[axis]
-        # Channel-fastest storage, as the channels-last network output: the weighted sum streams
-        # through both in memory order and the argmax reduces a contiguous run, instead of
-        # transposing C x 96^3 scores per window (4 s of a 105-class run).
-        acc = torch.zeros((*span, channels), dtype=torch.float32, device=device)
-        acc = acc.permute(3, 0, 1, 2)
-        count = torch.zeros((1, *span), dtype=torch.float32, device=device)
-
     def finalise(a: int, b: int) -> None:
         nonlocal probs
         if b <= a:
@@ -218,15 +203,8 @@ def sliding_window_labels(
     per_pass = settings.sw_batch_size
     if device.type == "cpu":
         per_pass = min(per_pass, CPU_WINDOWS_PER_PASS)
-    # On the CPU, the activations each layer frees are kept for the next (see memory.py), once
-    # the row buffer is allocated: on its own mapping, it does not split that heap (about 0.5 GB
-    # less at the peak of a whole-body lowres run).
-    with ExitStack() as heap:
-        reusing = False
-        if out_channels:
-            allocate(out_channels)
-            heap.enter_context(reuse_freed_memory(enabled=device.type == "cpu"))
-            reusing = True
+    # On the CPU, the activations each layer frees are reused by the next (see memory.py).
+    with reuse_freed_memory(enabled=device.type == "cpu"):
         for row_start in rows:
             row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
             if acc is not None:
@@ -246,12 +224,15 @@ def sliding_window_labels(
                     raise BundleError(
                         f"the network output {tuple(out.shape[2:])} differs from the window size {roi}"
                     )
-                if acc is None or acc.shape[0] != out.shape[1]:  # first window, nothing summed
-                    acc = count = None
-                    allocate(out.shape[1])
-                if not reusing:
-                    heap.enter_context(reuse_freed_memory(enabled=device.type == "cpu"))
-                    reusing = True
+                if acc is None:
+                    span = list(padded)
+                    span[axis] = roi[axis]
+                    # Channel-fastest storage, as the channels-last network output: the weighted sum
+                    # streams through both in memory order and the argmax reduces a contiguous run,
+                    # instead of transposing C x 96^3 scores per window (4 s of a 105-class run).
+                    acc = torch.zeros((*span, out.shape[1]), dtype=torch.float32, device=device)
+                    acc = acc.permute(3, 0, 1, 2)
+                    count = torch.zeros((1, *span), dtype=torch.float32, device=device)
                 for pred, w in zip(out, batch, strict=False):
                     local = list(w)
                     local[axis] = slice(w[axis].start - lo, w[axis].stop - lo)
