@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ctseg_gui.inference.precision import PRECISIONS
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -103,7 +105,7 @@ def main() -> int:
         help="stored: the image as it is; clinical: resampled onto 512 x 512 x 400",
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "reduced"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ctseg_gui.inference.precision import PRECISIONS
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -93,7 +95,7 @@ def main() -> int:
         "--precisions",
         nargs="+",
         default=["auto", "reduced"],
-        choices=["auto", "fp32", "reduced"],
+        choices=PRECISIONS,
         help="run ours once per precision (auto = float32 on the CPU; reduced = bfloat16)",
     )
     parser.add_argument(

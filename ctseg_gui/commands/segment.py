@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+from ctseg_gui.inference.precision import PRECISIONS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="CT: DICOM folder or file, NIfTI, NRRD or MetaImage")
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "reduced"],
+        choices=PRECISIONS,
         help="network arithmetic: auto = as the bundle's own workflow (float16 AMP on CUDA when "
         "the bundle asks, float32 on the CPU); reduced = fast mode (bfloat16 on the CPU: about "
         "2.7x faster networks on CPUs with AMX, labels may differ at near-tied voxels); fp32",

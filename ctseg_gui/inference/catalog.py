@@ -64,6 +64,11 @@ class ModelManifest:
             return load_label_table(resource_path(table_file))
         return LabelTable.from_names({v: n for v, n in self.labels.items() if v != 0})
 
+    @property
+    def archive_sources(self) -> list[dict[str, Any]]:
+        """Sources that are bundle archives to download (not pages for a manual download)."""
+        return [s for s in self.sources if s.get("archive", True)]
+
     def variant(self, name: str | None) -> Variant | None:
         """The named variant (the default when ``name`` is None); error naming the choices."""
         if not self.variants:

@@ -373,7 +373,7 @@ def download_urls(model_id: str) -> list[str]:
     manifest = _manifest(model_id)
     if manifest is None:
         return []
-    return [s["url"] for s in manifest.sources if s.get("archive", True)]
+    return [s["url"] for s in manifest.archive_sources]
 
 
 def download_and_install(

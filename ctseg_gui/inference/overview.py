@@ -77,9 +77,9 @@ def format_size(size: int | None) -> str:
     return ""  # unreachable
 
 
-def _short_source(sources: list[dict]) -> str:
-    archives = [s for s in sources if s.get("archive", True)]
-    chosen = (archives or sources or [None])[0]
+def _short_source(manifest) -> str:
+    archives = manifest.archive_sources
+    chosen = (archives or manifest.sources or [None])[0]
     if chosen is None:
         return "—"
     text = urlparse(chosen.get("url", "")).netloc or str(chosen.get("type", "?"))
@@ -110,7 +110,6 @@ def model_overview() -> list[ModelStatus]:
     installed = {m.model_id: m for m in list_installed()}
     for manifest in load_catalog().values():
         entry = installed.pop(manifest.id, None)
-        archives = [s for s in manifest.sources if s.get("archive", True)]
         rows.append(
             ModelStatus(
                 manifest.id,
@@ -122,12 +121,12 @@ def model_overview() -> list[ModelStatus]:
                 version=entry.version if entry else manifest.version,
                 size_bytes=folder_size(entry.path) if entry else None,
                 licence=manifest.licence,
-                source=_short_source(manifest.sources),
+                source=_short_source(manifest),
                 sources=[
                     (s.get("type", "source"), s["url"]) for s in manifest.sources if "url" in s
                 ],
                 path=entry.path if entry else None,
-                downloadable=bool(archives),
+                downloadable=bool(manifest.archive_sources),
                 damaged=bool(entry and entry.record.get("damaged")),
             )
         )

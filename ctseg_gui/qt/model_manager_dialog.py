@@ -59,9 +59,8 @@ class QtModelManagerDialog(QDialog):
     models_changed()
         A model was installed or removed (pickers re-read the installed models).
     model_installed(str)
-        Id of a model just installed (from a folder, a .zip or a download).
-    model_removed(str)
-        Id of a model just removed.
+        Id of a model just installed (from a folder, a .zip or a download); sent after
+        ``models_changed``, so pickers already list it.
     task_finished(str, str)
         An action (``install``, ``download``, ``verify``, ``remove``) ended: action, outcome line.
     failed(str)
@@ -70,7 +69,6 @@ class QtModelManagerDialog(QDialog):
 
     models_changed = Signal()
     model_installed = Signal(str)
-    model_removed = Signal(str)
     task_finished = Signal(str, str)
     failed = Signal(str)
 
@@ -182,7 +180,7 @@ class QtModelManagerDialog(QDialog):
                 row.task,
                 ", ".join(row.variants) or "—",
                 row.status,
-                format_size(row.size_bytes) if row.kind != "builtin" else "—",
+                format_size(row.size_bytes),
                 row.licence,
                 row.source,
             )
@@ -424,19 +422,18 @@ class QtModelManagerDialog(QDialog):
             self._set_status(text, ok=True)
             self.task_finished.emit(action, text)
             return
+        self.refresh()
         if action == "remove":
             text = f"Removed {result}."
-            self.refresh()
-            self.model_removed.emit(result)
         else:
             text = f"Installed {result.model_id} {result.version} in {result.path}."
-            self.refresh()
             self.select(result.model_id)
-            self.model_installed.emit(result.model_id)
         self.progress.setRange(0, 1000)
         self.progress.setValue(1000)
         self._set_status(text, ok=True)
         self.models_changed.emit()
+        if action != "remove":
+            self.model_installed.emit(result.model_id)
         self.task_finished.emit(action, text)
 
     def _on_task_failed(self, action: str, text: str) -> None:

@@ -288,8 +288,7 @@ class QtModelPanel(QWidget):
 
     @Slot(str)
     def _on_manager_dialog_model_installed(self, model_id: str) -> None:
-        # refreshed now (not only on models_changed) so the new model can be picked and run
-        self.refresh_models()
+        # the picker already lists it: the dialog sends models_changed first
         if not self.running and self.model_box.findData(model_id) >= 0:
             self.select_model(model_id)
 

@@ -23,11 +23,7 @@ WAIT_MS = 60_000
 SPLEEN = "spleen_ct_segmentation"
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch):
-    target = tmp_path / "userdata"
-    monkeypatch.setenv("CTSEG_DATA_DIR", str(target))
-    return target
+pytestmark = pytest.mark.usefixtures("data_dir")  # a throwaway user data folder (conftest)
 
 
 @pytest.fixture(autouse=True)
