@@ -60,6 +60,7 @@ class OverlayTable:
         else:
             palette, self._remap = lut, None
         inside, border = fill_alphas(fill, outline, opacity)
+        self._borders = border != inside  # else border rows equal inside rows: skip the test
         shown = palette[:, 3] > 0
         # Row 2 * p + b: palette entry p, b = 1 on borders.
         alpha = np.zeros((len(palette), 2), np.uint32)
@@ -93,7 +94,8 @@ class OverlayTable:
             index = self._index = np.empty(labels.shape, np.intp)
         np.copyto(index, codes, casting="unsafe")
         index <<= 1
-        index |= label_borders(labels)
+        if self._borders:
+            index |= label_borders(labels)
         return index
 
     def alpha(self, labels: np.ndarray) -> np.ndarray:

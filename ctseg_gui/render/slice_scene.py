@@ -230,7 +230,6 @@ class SliceScene:
         vertical, horizontal = self._cross
         self._set_segments(vertical, [((u, -far), (u, v - gap)), ((u, v + gap), (u, far))])
         self._set_segments(horizontal, [((-far, v), (u - gap, v)), ((u + gap, v), (far, v))])
-        self._cursor_uv = (u, v)
 
     def show_crosshair(self, visible: bool) -> None:
         """Show or hide the crosshair lines."""

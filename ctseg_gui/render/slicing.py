@@ -168,18 +168,12 @@ def label_rgba(
 
     ``lut`` is ``(n, 4)`` uint8 with alpha 0 for background and hidden structures.
     """
+    from ctseg_gui.render.overlay import fill_alphas, label_borders
+
     rgba = np.take(lut, labels, axis=0, mode="clip")
-    shown = rgba[..., 3] > 0
-    alpha = np.zeros(labels.shape, np.uint8)
-    if fill:
-        alpha[shown] = int(round(255 * opacity))
-    if outline:
-        border = np.zeros(labels.shape, bool)
-        border[1:, :] |= labels[1:, :] != labels[:-1, :]
-        border[:-1, :] |= labels[:-1, :] != labels[1:, :]
-        border[:, 1:] |= labels[:, 1:] != labels[:, :-1]
-        border[:, :-1] |= labels[:, :-1] != labels[:, 1:]
-        alpha[border & shown] = max(int(round(255 * opacity)), 230)
+    inside, border = fill_alphas(fill, outline, opacity)
+    alpha = np.where(label_borders(labels), border, inside).astype(np.uint8)
+    alpha[rgba[..., 3] == 0] = 0
     rgba[..., 3] = alpha
     return rgba
 

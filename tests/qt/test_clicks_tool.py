@@ -6,7 +6,8 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from mouse import voxel_pos
+from PySide6.QtCore import Qt
 
 from ctseg_gui.interactive.geodesic import GeodesicRefiner
 from ctseg_gui.io import write_image
@@ -43,9 +44,8 @@ def _tool(window, refiners: list, hold=None):
 
 
 def _click_voxel(qtbot, view, image, ijk, button=Qt.MouseButton.LeftButton, mods=None):
-    x, y = view.world_to_display(image.index_to_world(ijk))
     mods = mods or Qt.KeyboardModifier.NoModifier
-    qtbot.mouseClick(view, button, mods, QPoint(round(x), round(y)))
+    qtbot.mouseClick(view, button, mods, voxel_pos(view, image, ijk))
 
 
 def _farthest_in_mask(labels, value, ijk):

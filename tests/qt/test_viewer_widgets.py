@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mouse import voxel_pos
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
@@ -32,8 +33,7 @@ def test_click_moves_crosshair_in_all_views(qtbot, viewer, open_and_wait, abdome
     axial, coronal, sagittal = (viewer.slice_views[n] for n in ("axial", "coronal", "sagittal"))
     k = int(round(image.world_to_index(viewer.state.cursor)[2]))
     target = image.index_to_world((30, 70, k))  # a voxel on the patient's left, posterior
-    x, y = axial.world_to_display(target)
-    qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=QPoint(round(x), round(y)))
+    qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=voxel_pos(axial, image, (30, 70, k)))
     cursor = np.asarray(viewer.state.cursor)
     ijk = image.world_to_index(cursor)
     assert np.abs(ijk[:2] - (30, 70)).max() <= 0.6  # within the clicked voxel
@@ -316,8 +316,7 @@ def test_status_bar_shows_voxel_world_and_hu(qtbot, viewer, open_and_wait, abdom
     image = viewer.document.image
     k = int(round(image.world_to_index(viewer.state.cursor)[2]))
     world = image.index_to_world((61, 40, k))
-    x, y = axial.world_to_display(world)
-    qtbot.mouseMove(axial, QPoint(round(x), round(y)))
+    qtbot.mouseMove(axial, voxel_pos(axial, image, (61, 40, k)))
     qtbot.waitUntil(lambda: "HU" in viewer._hover.text())
     text = viewer._hover.text()
     assert f"voxel (61, 40, {k})" in text
