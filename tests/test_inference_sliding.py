@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 import pytest
 import torch
 from monai.inferers import sliding_window_inference
 from monai.networks.nets import SegResNet
 
-from ctseg_gui.inference.memory import _glibc, reuse_freed_memory
+from ctseg_gui.inference.memory import _glibc, reuse_freed_memory, zeroed_buffer
 from ctseg_gui.inference.sliding import WindowSettings, sliding_window_labels
 from ctseg_gui.io import read_image
 
@@ -79,3 +81,18 @@ def test_disabled_reuse_changes_nothing():
         block = np.ones(size, np.uint8)
         del block
         assert _resident_bytes() - before < size // 4
+
+
+@pytest.mark.skipif(not hasattr(mmap, "MAP_POPULATE"), reason="MAP_POPULATE is Linux-only")
+def test_zeroed_buffer_is_mapped_up_front_and_unmapped_with_its_tensor():
+    shape = (64, 1024, 1024)  # 256 MiB of float32
+    size = 4 * 64 * 1024 * 1024
+    before = _resident_bytes()
+    buffer = zeroed_buffer(shape)
+    assert _resident_bytes() - before > size * 3 // 4  # resident before anything is written
+    assert buffer.shape == shape and buffer.dtype == torch.float32
+    assert not bool(buffer.any())
+    buffer.permute(2, 0, 1)[3, 1, 2] = 5.0
+    assert float(buffer.sum()) == 5.0 and float(buffer[1, 2, 3]) == 5.0
+    del buffer
+    assert _resident_bytes() - before < size // 4

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import mmap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+
+import numpy as np
 
 # mallopt(3) parameters and glibc's defaults
 _M_TRIM_THRESHOLD = -1
@@ -56,3 +59,23 @@ def reuse_freed_memory(enabled: bool = True) -> Iterator[None]:
         libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
         libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
         libc.malloc_trim(0)
+
+
+def zeroed_buffer(shape: tuple[int, ...]):
+    """A float32 CPU tensor of zeros on a memory mapping of its own, its pages mapped up front.
+
+    For the long-lived buffers of a run (a row of class-score sums, kept probabilities): outside
+    the malloc heap, they do not split the heap that :func:`reuse_freed_memory` keeps for the
+    network's activations. Mapping all pages in one call (``MAP_POPULATE``) costs 0.5 s per 2 GiB
+    on this 2-core VM, against 0.86 s when they fault in one by one as ``torch.zeros`` writes
+    them. Without ``MAP_POPULATE`` (not Linux) it is ``torch.zeros``.
+    """
+    import torch
+
+    count = int(np.prod(shape))
+    populate = getattr(mmap, "MAP_POPULATE", None)
+    if populate is None or count == 0:
+        return torch.zeros(shape, dtype=torch.float32)
+    mapping = mmap.mmap(-1, count * 4, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    # numpy keeps the mapping alive, torch keeps the array: unmapped when the tensor goes
+    return torch.from_numpy(np.frombuffer(mapping, dtype=np.float32).reshape(shape))
