@@ -106,5 +106,22 @@ def _route_warnings(debug: bool) -> None:
     warnings.showwarning = show
 
 
+def entry() -> None:
+    """Console entry point (``ctseg``): :func:`main`, then exit quickly once torch is loaded."""
+    code = main()
+    if "torch" in sys.modules:
+        # An interpreter that has imported torch and MONAI takes 0.8 s to tear itself down, module
+        # by module, and nothing in that helps a finished command: the exit handlers (atexit and
+        # weakref finalizers: log flushing, temporary folders) still run, then the process ends.
+        import atexit
+        import os
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

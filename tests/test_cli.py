@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -113,3 +114,30 @@ def test_convert_keeps_lps_nifti_affine(abdomen_ct, tmp_path):
     out = tmp_path / "out.nii.gz"
     assert ctseg("convert", source, out).returncode == 0
     np.testing.assert_allclose(nib.load(out).affine, lps.affine, atol=1e-4)
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_quick_exit_after_torch_keeps_output_exit_code_and_exit_handlers(
+    abdomen_ct, tmp_path, exists
+):
+    image = abdomen_ct if exists else tmp_path / "missing.nii.gz"
+    marker = tmp_path / "handler.txt"
+    code = (
+        "import atexit, sys, tempfile, torch\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n"
+        "folder = tempfile.TemporaryDirectory()\n"  # removed by its weakref finalizer at exit
+        f"open({str(marker)!r} + '.dir', 'w').write(folder.name)\n"
+        f"sys.argv = ['ctseg', 'info', {str(image)!r}, '--json']\n"
+        "from ctseg_gui.cli import entry\n"
+        "entry()\n"
+        "print('not reached')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == (0 if exists else 1), result.stderr
+    assert "not reached" not in result.stdout
+    if exists:
+        assert json.loads(result.stdout)["size"] == [122, 101, 112]  # flushed before the exit
+    else:
+        assert result.stderr.startswith("ctseg: error:") and "missing.nii.gz" in result.stderr
+    assert marker.read_text() == "ran"
+    assert not Path(Path(str(marker) + ".dir").read_text()).exists()
