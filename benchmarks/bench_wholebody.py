@@ -7,13 +7,18 @@ MONAI's high-res run needs about 26 GB on CPU, so it only runs with ``--monai-hi
 failure or kill is reported as the result).
 
     python benchmarks/bench_wholebody.py [--variants lowres highres] [--monai-highres]
-        [--precisions auto reduced]
+        [--precisions auto reduced] [--repeat N]
+
+With ``--repeat N`` every workflow runs N times, alternating MONAI's and ours, and the table gives
+the median wall time (with the range) and the largest peak: a single run on a shared 2-core VM
+varies by a few percent, as much as the margins being measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,6 +103,7 @@ def main() -> int:
         choices=PRECISIONS,
         help="run ours once per precision (auto = float32 on the CPU; reduced = bfloat16)",
     )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per workflow (median reported)")
     parser.add_argument(
         "--memory-limit-gb",
         type=float,
@@ -114,49 +120,60 @@ def main() -> int:
         ct = make_large_ct(Path(args.image), tmp / "ct512.nii.gz")
         bundle = build_wholebody_bundle(tmp / "wholeBody_ct_segmentation", num_workers=1)
         env = dict(os.environ, CTSEG_DATA_DIR=str(tmp / "data"), CUDA_VISIBLE_DEVICES="")
-        rows, outputs = [], {}
+        runs, outputs = {}, {}  # (workflow, variant) -> [(wall, rss, code, err)]
         cap = int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else None
         for variant in args.variants:
             highres = variant == "highres"
+            jobs = []
             if not args.skip_monai and (not highres or args.monai_highres):
                 out = tmp / f"monai_{variant}"
                 cmd = [sys.executable, "-m", "monai.bundle", "run",
                        "--config_file", str(bundle / "configs/inference.json"),
                        "--bundle_root", str(bundle), "--datalist", f"['{ct}']",
                        "--output_dir", str(out), "--displayable_configs#highres", str(highres)]  # fmt: skip
-                wall, rss, code, err = run_measured(cmd, env, cap)
-                rows.append(("MONAI bundle run", variant, wall, rss, code, err))
-                found = list(out.rglob("*.nii.gz"))
-                if code == 0 and found:
-                    outputs[("monai", variant)] = found[0]
+                jobs.append(("MONAI bundle run", "monai", cmd, out))
             for precision in [] if args.skip_ours else args.precisions:
                 ours = tmp / f"ours_{variant}_{precision}.nii.gz"
                 cmd = [sys.executable, "-m", "ctseg_gui.cli", "segment", str(ct), "-o", str(ours),
                        "--bundle", str(bundle), "--variant", variant, "--device", "cpu",
                        "--precision", precision, "-q"]  # fmt: skip
-                wall, rss, code, err = run_measured(cmd, env, cap)
-                rows.append((f"ctseg segment {precision}", variant, wall, rss, code, err))
-                if code == 0:
-                    outputs[(precision, variant)] = ours
+                jobs.append((f"ctseg segment {precision}", precision, cmd, ours))
+            for _ in range(args.repeat):  # alternating, so a slow spell hits both workflows
+                for name, key, cmd, out in jobs:
+                    result = run_measured(cmd, env, cap)
+                    runs.setdefault((name, variant), []).append(result)
+                    found = list(out.rglob("*.nii.gz")) if out.is_dir() else [out]
+                    if result[2] == 0 and found and found[0].exists():
+                        outputs[(key, variant)] = found[0]
+        rows = []
+        for (name, variant), results in runs.items():
+            walls = [r[0] for r in results]
+            failed = [r for r in results if r[2] != 0]
+            code, err = (failed[0][2], failed[0][3]) if failed else (0, "")
+            rows.append((name, variant, statistics.median(walls), min(walls), max(walls),
+                         max(r[1] for r in results), code, err))  # fmt: skip
         print(
             f"CT 512 x 512 x 400 resampled from {Path(args.image).name}; CPU, {os.cpu_count()} cores"
         )
-        print(f"{'workflow':<26}{'variant':<10}{'wall s':>9}{'peak RSS MiB':>15}  result")
-        for name, variant, wall, rss, code, err in rows:
+        spread = args.repeat > 1
+        print(f"{'workflow':<26}{'variant':<10}{'wall s':>9}{'(range)':>16}{'peak RSS MiB':>15}  "
+              f"result{f'  [median of {args.repeat} runs; largest peak]' if spread else ''}")  # fmt: skip
+        for name, variant, wall, low, high, rss, code, err in rows:
             result = (
                 "ok"
                 if code == 0
                 else f"FAILED (exit {code}): {err.strip().splitlines()[-1] if err.strip() else ''}"
             )
-            print(f"{name:<26}{variant:<10}{wall:>9.1f}{rss:>15.0f}  {result}")
+            span = f"({low:.1f}-{high:.1f})" if spread else ""
+            print(f"{name:<26}{variant:<10}{wall:>9.1f}{span:>16}{rss:>15.0f}  {result}")
         for variant in args.variants:
-            monai = [r for r in rows if r[1] == variant and r[0].startswith("MONAI") and r[4] == 0]
+            monai = [r for r in rows if r[1] == variant and r[0].startswith("MONAI") and r[6] == 0]
             for precision in args.precisions:
                 ours = [r for r in rows if r[1] == variant and r[0].endswith(f" {precision}")]
-                if monai and ours and ours[0][4] == 0:
+                if monai and ours and ours[0][6] == 0:
                     print(f"{variant} {precision}: time ratio ours/MONAI "
                           f"{ours[0][2] / monai[0][2]:.2f}, "
-                          f"memory ratio {ours[0][3] / monai[0][3]:.2f}")  # fmt: skip
+                          f"memory ratio {ours[0][5] / monai[0][5]:.2f}")  # fmt: skip
                 if ("monai", variant) in outputs and (precision, variant) in outputs:
                     a = read_image(outputs[(precision, variant)]).array.astype(np.int64)
                     b = np.rint(read_image(outputs[("monai", variant)]).array).astype(np.int64)
