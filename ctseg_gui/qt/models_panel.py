@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ctseg_gui.inference.overview import format_size
 from ctseg_gui.qt import resource_estimate
 from ctseg_gui.qt.resource_estimate import Estimate, QtEstimator, QtFallbackBox
 from ctseg_gui.qt.worker_bridge import QtComputeBridge
@@ -222,7 +223,7 @@ class QtModelPanel(QWidget):
         self.variant_box.currentIndexChanged.connect(self._on_variant_box_changed)
         self.variant_group.idClicked.connect(self._on_variant_group_clicked)
         self.device_box.currentIndexChanged.connect(lambda _i: self._request_estimate())
-        self.precision_box.currentIndexChanged.connect(lambda _i: self._request_estimate())
+        self.precision_box.currentIndexChanged.connect(lambda _i: self._rerate_estimate())
         self.estimator.estimated.connect(self._on_estimator_estimated)
         self.estimator.failed.connect(self._on_estimator_failed)
         self.run_button.clicked.connect(self.run)
@@ -524,6 +525,13 @@ class QtModelPanel(QWidget):
         self.estimate_label.setText("Estimating…")
         self.estimator.request(self._volume, model_id, self.variant, self.device)
 
+    def _rerate_estimate(self) -> None:
+        """After a precision change: only the time differs, so re-rate the worker's answer."""
+        if self._estimate_raw is None or not self._estimate_key:
+            self._request_estimate()
+        else:
+            self._on_estimator_estimated(self._estimate_key, self._estimate_raw)
+
     @Slot(object, object)
     def _on_estimator_estimated(self, key, raw: dict) -> None:
         # measured run times are kept per precision: the fast mode runs ~2.7x quicker on the CPU
@@ -533,7 +541,7 @@ class QtModelPanel(QWidget):
         text = self.estimate.text()
         if self.estimate.available_bytes is not None:
             memory = "GPU memory" if self.estimate.on_gpu else "RAM"
-            available = resource_estimate.format_bytes(self.estimate.available_bytes)
+            available = format_size(self.estimate.available_bytes)
             text += f"\n{available} {memory} available now"
         self.estimate_label.setText(text)
         self.estimate_changed.emit(self.estimate)

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
+from ctseg_gui.inference.overview import format_size
+
 # Seconds per sliding-window step until this session has timed a real run of the model on the
-# device (then the measured rate replaces it). CPU: the whole-body SegResNet (105 classes) took
-# 6.3 s per 96^3 window on 2 shared cores here, a whole 4-window run 42-47 s; a desktop with
-# more cores is faster, so the label says "rough". CUDA: a guess (no GPU measured yet).
-DEFAULT_SECONDS_PER_WINDOW = {"cpu": 6.0, "cuda": 0.1}
+# device (then the measured rate replaces it). CPU: the whole-body SegResNet (105 classes) takes
+# 1.8 s per 96^3 window in float32 on 2 shared cores here (highres: 36 windows, 75 s in all); a
+# desktop with more cores is faster, a larger network slower, so the label says "rough". CUDA: a
+# guess (no GPU measured yet).
+DEFAULT_SECONDS_PER_WINDOW = {"cpu": 2.0, "cuda": 0.1}
 _MEASURED_SECONDS_PER_WINDOW: dict[tuple, float] = {}
 
 # Headroom kept free for the viewer, the OS and the estimate's own error (about +-15%).
@@ -79,7 +82,7 @@ class Estimate:
         """``"≈ 4.1 GB RAM, ≈ 3 min on CPU"``."""
         memory = "GPU memory" if self.on_gpu else "RAM"
         where = "GPU" if self.on_gpu else "CPU"
-        text = f"≈ {format_bytes(self.peak_bytes)} {memory}"
+        text = f"≈ {format_size(self.peak_bytes)} {memory}"
         if self.seconds is not None:
             text += f", ≈ {format_duration(self.seconds)} on {where}"
             if not self.measured_time:
@@ -94,8 +97,8 @@ class Estimate:
             return ""
         memory = "GPU memory" if self.on_gpu else "RAM"
         return (
-            f"Needs ≈ {format_bytes(self.peak_bytes)} {memory}, only "
-            f"{format_bytes(self.available_bytes or 0)} available: it would likely run out of "
+            f"Needs ≈ {format_size(self.peak_bytes)} {memory}, only "
+            f"{format_size(self.available_bytes or 0)} available: it would likely run out of "
             "memory."
         )
 
@@ -129,13 +132,6 @@ def record_run_time(model_key: tuple, device: str, seconds: float, windows: int 
     if windows:
         kind = "cuda" if str(device).startswith("cuda") else "cpu"
         _MEASURED_SECONDS_PER_WINDOW[(*model_key, kind)] = seconds / windows
-
-
-def format_bytes(n: float) -> str:
-    """``"4.1 GB"`` (decimal units, as the OS reports RAM)."""
-    if n >= 1e9:
-        return f"{n / 1e9:.1f} GB"
-    return f"{max(n, 0) / 1e6:.0f} MB"
 
 
 def format_duration(seconds: float) -> str:

@@ -173,10 +173,14 @@ def test_fast_precision_reaches_the_worker(qtbot, model_panel, small, tmp_path):
     assert exact.sum() > 5000
     assert not np.array_equal(fast, exact)  # bfloat16 ran in the worker
     assert 2.0 * np.sum(fast & exact) / (fast.sum() + exact.sum()) >= 0.98
-    # the run's measured time feeds later estimates of the fast mode only
+    # the run's measured time feeds later estimates of the fast mode only; the worker is not
+    # asked again, since the precision changes the time only
+    asked = []
+    panel.estimator.request = lambda *args: asked.append(args)
     with qtbot.waitSignal(panel.estimate_changed, timeout=WAIT_MS):
         panel.precision_box.setCurrentIndex(panel.precision_box.findData("fp32"))
     assert panel.estimate is not None and not panel.estimate.measured_time
     with qtbot.waitSignal(panel.estimate_changed, timeout=WAIT_MS):
         panel.precision_box.setCurrentIndex(panel.precision_box.findData("reduced"))
     assert panel.estimate.measured_time
+    assert asked == []
