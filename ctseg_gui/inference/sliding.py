@@ -206,8 +206,7 @@ def sliding_window_labels(
     # On the CPU, the activations each layer frees are kept for the next (see memory.py), and the
     # long-lived buffers get mappings of their own so as not to split that heap. The first window
     # then grows the heap once instead of faulting in fresh pages for every layer's output, and
-    # the second no longer pays for the heap's growth: whole-body highres 2.1 + 3.3 s -> 2.0 +
-    # 1.8 s for windows 1 and 2, 2 s less in all.
+    # later windows fault nothing: a whole-body highres run takes 1.59M page faults, not 2.01M.
     with reuse_freed_memory(enabled=device.type == "cpu"):
         for row_start in rows:
             row = [w for w, s in zip(slices, starts, strict=False) if s[axis] == row_start]
