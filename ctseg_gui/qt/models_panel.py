@@ -417,7 +417,7 @@ class QtModelPanel(QWidget):
                 self._job_key, raw.get("device", "cpu"), elapsed, raw.get("windows")
             )
         self._finish(f"Done in {format_seconds(elapsed)}.")
-        self._request_estimate()
+        self._rerate_estimate()  # the measured rate is new; the geometry is what it was
         self.progress.setValue(1000)
         if volume is not self._volume:
             return  # the image changed while the job ran: stale
@@ -526,7 +526,11 @@ class QtModelPanel(QWidget):
         self.estimator.request(self._volume, model_id, self.variant, self.device)
 
     def _rerate_estimate(self) -> None:
-        """After a precision change: only the time differs, so re-rate the worker's answer."""
+        """Time from the worker's last answer with the current precision and measured rates.
+
+        After a precision change or a finished run only the time can differ, so the worker (busy
+        or not) is asked again only when there is no answer to re-rate.
+        """
         if self._estimate_raw is None or not self._estimate_key:
             self._request_estimate()
         else:
