@@ -68,7 +68,8 @@ def zeroed_buffer(shape: tuple[int, ...]):
     the malloc heap, they do not split the heap that :func:`reuse_freed_memory` keeps for the
     network's activations. Mapping all pages in one call (``MAP_POPULATE``) costs 0.5 s per 2 GiB
     on this 2-core VM, against 0.86 s when they fault in one by one as ``torch.zeros`` writes
-    them. Without ``MAP_POPULATE`` (not Linux) it is ``torch.zeros``.
+    them (both several times more when the hypervisor must back the pages afresh). Without
+    ``MAP_POPULATE`` (not Linux) it is ``torch.zeros``.
     """
     import torch
 

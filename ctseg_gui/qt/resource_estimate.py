@@ -20,7 +20,7 @@ from ctseg_gui.inference.overview import format_size
 
 # Seconds per sliding-window step until this session has timed a real run of the model on the
 # device (then the measured rate replaces it). CPU: the whole-body SegResNet (105 classes) takes
-# 1.8 s per 96^3 window in float32 on 2 shared cores here (highres: 36 windows, 75 s in all); a
+# 1.8 s per 96^3 window in float32 on 2 shared cores here (highres: 36 windows, ~70 s in all); a
 # desktop with more cores is faster, a larger network slower, so the label says "rough". CUDA: a
 # guess (no GPU measured yet).
 DEFAULT_SECONDS_PER_WINDOW = {"cpu": 2.0, "cuda": 0.1}
