@@ -287,6 +287,17 @@ def test_models_menu_opens_the_panels_manager(qtbot, viewer):
     dialog.close()
 
 
+def test_models_menu_has_its_own_manager_when_there_is_no_model_panel(qtbot, viewer, monkeypatch):
+    monkeypatch.setattr(viewer, "model_panel", None)  # as when the panel failed to build
+    viewer.manage_models_action.trigger()
+    dialog = viewer.model_manager_dialog
+    assert dialog.isVisible() and dialog.rows[0].model_id == "ct-tissues"
+    dialog.close()
+    viewer.manage_models_action.trigger()
+    assert viewer.model_manager_dialog is dialog and dialog.isVisible()  # the same one, again
+    dialog.close()
+
+
 def test_recipe_weights_install_for_the_selected_model(qtbot, dialog, panel, tmp_path):
     import torch
     from monai.bundle import ConfigParser
