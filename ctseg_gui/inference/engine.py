@@ -54,7 +54,7 @@ class _SkipImports:
         return None
 
 
-def preload_libraries(skip: tuple[str, ...] = UNUSED_BY_MODEL_RUNS) -> None:
+def preload_libraries() -> None:
     """Start importing torch and MONAI on a background thread, for a model run to come.
 
     The imports take about 3.5 s and hold the GIL only part of that time, while reading a CT
@@ -63,19 +63,16 @@ def preload_libraries(skip: tuple[str, ...] = UNUSED_BY_MODEL_RUNS) -> None:
     400 CT). Whoever imports these modules next simply waits for the thread; if the imports fail
     there, they fail again, with their message, where the model runs.
 
-    Parameters
-    ----------
-    skip
-        Packages MONAI would import that this process will not use: they stay unimported, and
-        MONAI treats them as not installed for the rest of the process. Only for processes that
-        run models and nothing else (``ctseg segment``), never for one that may train.
+    MONAI's optional packages in :data:`UNUSED_BY_MODEL_RUNS` stay unimported, and MONAI treats
+    them as not installed for the rest of the process: only for processes that run models and
+    nothing else (``ctseg segment``), never for one that may train.
     """
     import contextlib
     import sys
     import threading
 
     def load() -> None:
-        hook = _SkipImports(tuple(skip))
+        hook = _SkipImports(UNUSED_BY_MODEL_RUNS)
         sys.meta_path.insert(0, hook)
         # a failure here is reported by the engine's own import of the same modules
         try:

@@ -130,6 +130,39 @@ def channel_argmax(scores):
     return scores.max(0).indices
 
 
+def _row_buffers(padded, roi, axis: int, channels: int, device):
+    """Zeroed ``(C, ...)`` class-score sums and ``(1, ...)`` weight sums for one row of windows.
+
+    Channel-fastest storage, as the channels-last network output: the weighted sum streams
+    through both in memory order and the argmax reduces a contiguous run, instead of transposing
+    C x 96^3 scores per window (4 s of a 105-class run). On the CPU the sums get a mapping of
+    their own (see memory.py).
+    """
+    import torch
+
+    span = list(padded)
+    span[axis] = roi[axis]
+    shape = (*span, channels)
+    if device.type == "cpu":
+        sums = zeroed_buffer(shape)
+    else:
+        sums = torch.zeros(shape, dtype=torch.float32, device=device)
+    count = torch.zeros((1, *span), dtype=torch.float32, device=device)
+    return sums.permute(3, 0, 1, 2), count
+
+
+def _add_windows(acc, count, out, batch, weight, axis: int, lo: int) -> None:
+    """Add each window's scores in ``out``, times ``weight``, to the row buffers at ``batch``."""
+    for pred, w in zip(out, batch, strict=False):
+        local = list(w)
+        local[axis] = slice(w[axis].start - lo, w[axis].stop - lo)
+        # In place: ``+= pred * weight`` made a C x 96^3 temporary and took a slow strided path
+        # (0.66 s per 105-class window against 0.03 s). bfloat16 / float16 scores from autocast
+        # are promoted to float32 here.
+        acc[(slice(None), *local)].addcmul_(pred, weight)
+        count[(slice(None), *local)] += weight
+
+
 def sliding_window_labels(
     image,
     network,
@@ -228,27 +261,9 @@ def sliding_window_labels(
                         f"the network output {tuple(out.shape[2:])} differs from the window size {roi}"
                     )
                 if acc is None:
-                    span = list(padded)
-                    span[axis] = roi[axis]
-                    # Channel-fastest storage, as the channels-last network output: the weighted sum
-                    # streams through both in memory order and the argmax reduces a contiguous run,
-                    # instead of transposing C x 96^3 scores per window (4 s of a 105-class run).
-                    shape = (*span, out.shape[1])
-                    if device.type == "cpu":
-                        acc = zeroed_buffer(shape)
-                    else:
-                        acc = torch.zeros(shape, dtype=torch.float32, device=device)
-                    acc = acc.permute(3, 0, 1, 2)
-                    count = torch.zeros((1, *span), dtype=torch.float32, device=device)
-                for pred, w in zip(out, batch, strict=False):
-                    local = list(w)
-                    local[axis] = slice(w[axis].start - lo, w[axis].stop - lo)
-                    # In place: ``+= pred * weight`` made a C x 96^3 temporary and took a slow
-                    # strided path (0.66 s per 105-class window against 0.03 s). bfloat16 / float16
-                    # scores from autocast are promoted to float32 here.
-                    acc[(slice(None), *local)].addcmul_(pred, weight)
-                    count[(slice(None), *local)] += weight
-                del out, pred  # before the next windows run: C x 96^3 floats each (371 MB at C=105)
+                    acc, count = _row_buffers(padded, roi, axis, out.shape[1], device)
+                _add_windows(acc, count, out, batch, weight, axis, lo)
+                del out  # before the next windows run: C x 96^3 floats each (371 MB at C=105)
                 done += len(batch)
                 if progress is not None:
                     progress(done / total)
