@@ -58,6 +58,19 @@ def reuse_freed_memory(enabled: bool = True) -> Iterator[None]:
     finally:
         libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
         libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        give_back_free_memory()
+
+
+def give_back_free_memory() -> None:
+    """Return the pages of the heap's free blocks to the kernel (``malloc_trim``; glibc only).
+
+    After :func:`reuse_freed_memory` the heap keeps its free blocks, unmapped but listed, and glibc
+    serves a later large allocation from one of them rather than from a mapping of its own; freed
+    again, that block stays resident until the next trim. A long-lived process (the compute
+    worker) calls this after each job so that it idles at the size of what it still holds.
+    """
+    libc = _glibc()
+    if libc is not None:
         libc.malloc_trim(0)
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ctseg_gui.inference.memory import give_back_free_memory
 from ctseg_gui.worker.protocol import AUTHKEY_ENV
 
 #: Job kinds and the functions that run them, as ``module:function`` so that only the job that
@@ -99,6 +100,7 @@ class _Worker:
                 with self.state_lock:
                     self.running_id = None
                     self.cancel_requested.discard(job_id)
+                give_back_free_memory()  # idle at the size of what the worker still holds
 
     def keep_image(self, key: str | None, inputs: dict[str, str]) -> None:
         """Hold a private copy of a job's image (the exchange file goes when the job ends)."""
