@@ -51,6 +51,16 @@ def test_labels_and_probabilities_match_monai(ct_tensor, network, mode):
     assert torch.allclose(probs, torch.softmax(reference, 0), atol=1e-5)
 
 
+def test_channel_count_given_up_front_changes_no_label(ct_tensor, network):
+    settings = WindowSettings(roi_size=(64, 64, 64), sw_batch_size=2, overlap=0.25)
+    with torch.inference_mode():
+        labels, _ = sliding_window_labels(ct_tensor, network, settings)
+        for hint in (7, 5):  # the network's own count; a wrong one (the buffers are remade)
+            hinted, _ = sliding_window_labels(ct_tensor, network, settings, out_channels=hint)
+            assert torch.equal(hinted, labels), hint
+    assert len(torch.unique(labels)) >= 4
+
+
 def _resident_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * 4096

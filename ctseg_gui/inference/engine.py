@@ -241,10 +241,9 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
     report("preprocessing", 1.0)
     check()
     settings = WindowSettings.from_inferer(plan.inferer)
-    out_channels = None
+    out_channels = _guess_channels(plan)
     keep = plan.probabilities_first
     if keep:
-        out_channels = _guess_channels(plan)
         keep = out_channels is None or (
             out_channels * image[0].numel() * 4 <= PROBABILITY_BUDGET_BYTES
         )
@@ -258,6 +257,7 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
         autocast_dtype=autocast_dtype(device, precision, plan.amp),
         progress=lambda f: report("inference", f),
         cancelled=cancelled,
+        out_channels=out_channels,
     )
     from ctseg_gui.inference.sliding import plan_windows
 
