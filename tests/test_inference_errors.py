@@ -160,6 +160,18 @@ def test_estimate_resources(spleen_bundle, small_volume):
     assert 50e6 < estimate["peak_bytes"] < 4e9
 
 
+def test_estimate_counts_the_channels_the_window_blends(tmp_path, spleen_bundle):
+    from bundles import build_wholebody_bundle
+
+    from ctseg_gui.inference.engine import _blended_channels, _plan
+
+    wholebody = build_wholebody_bundle(tmp_path / "wholeBody_ct_segmentation")
+    # labels only, from a SegResNet: its 32 features (heads.py), not its 105 classes
+    assert _blended_channels(_plan(resolve_model(bundle=wholebody, variant="lowres")), 105) == 32
+    # probabilities resampled before the argmax: the class scores themselves
+    assert _blended_channels(_plan(resolve_model(bundle=spleen_bundle)), 2) == 2
+
+
 def test_cli_refuses_non_ct(tmp_path, spleen_bundle, small_volume):
     from ctseg_gui.io import write_image
 

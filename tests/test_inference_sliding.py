@@ -10,9 +10,13 @@ import torch
 from monai.inferers import sliding_window_inference
 from monai.networks.nets import SegResNet
 
+from ctseg_gui.inference import heads
+from ctseg_gui.inference.heads import split_pointwise_head
 from ctseg_gui.inference.memory import _glibc, zeroed_buffer
 from ctseg_gui.inference.sliding import WindowSettings, sliding_window_labels
 from ctseg_gui.io import read_image
+
+WINDOWS = WindowSettings(roi_size=(64, 64, 64), sw_batch_size=2, overlap=0.25)
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +55,41 @@ def test_labels_and_probabilities_match_monai(ct_tensor, network, mode):
     assert torch.allclose(probs, torch.softmax(reference, 0), atol=1e-5)
 
 
-def test_channel_count_given_up_front_changes_no_label(ct_tensor, network):
-    settings = WindowSettings(roi_size=(64, 64, 64), sw_batch_size=2, overlap=0.25)
+def test_feature_blend_gives_monai_labels(ct_tensor, network, monkeypatch):
+    trunk, head = split_pointwise_head(network)
+    assert head.weight.shape == (7, 8)  # blended as 8 features, scored as 7 classes
     with torch.inference_mode():
-        labels, _ = sliding_window_labels(ct_tensor, network, settings)
+        reference = sliding_window_inference(ct_tensor[None], (64, 64, 64), 2, network, 0.25)[0]
+        labels, probs = sliding_window_labels(ct_tensor, network, WINDOWS)
+    expected = reference.argmax(0)
+    assert probs is None and len(torch.unique(expected)) >= 4
+    differing = int((labels != expected).sum())
+    assert differing <= labels.numel() * 1e-6, differing
+    monkeypatch.setattr(heads, "_SCORE_CHUNK_BYTES", 1)  # classes scored one slice at a time
+    with torch.inference_mode():
+        assert torch.equal(sliding_window_labels(ct_tensor, network, WINDOWS)[0], labels)
+
+
+def test_only_a_plain_segresnet_is_split(network):
+    class Variant(SegResNet):
+        pass
+
+    assert split_pointwise_head(Variant(spatial_dims=3, init_filters=8, out_channels=3)) is None
+    assert split_pointwise_head(torch.nn.Sequential(network)) is None
+    changed = SegResNet(spatial_dims=3, init_filters=8, out_channels=3).eval()
+    changed.forward = lambda x: SegResNet.forward(changed, x) * 2  # decodes otherwise
+    assert split_pointwise_head(changed) is None
+    assert (
+        split_pointwise_head(SegResNet(spatial_dims=3, init_filters=8, out_channels=3)) is not None
+    )
+
+
+def test_channel_count_given_up_front_changes_no_label(ct_tensor, network):
+    unsplit = torch.nn.Sequential(network)  # blends the 7 class scores themselves
+    with torch.inference_mode():
+        labels, _ = sliding_window_labels(ct_tensor, unsplit, WINDOWS)
         for hint in (7, 5):  # the network's own count; a wrong one (the buffers are remade)
-            hinted, _ = sliding_window_labels(ct_tensor, network, settings, out_channels=hint)
+            hinted, _ = sliding_window_labels(ct_tensor, unsplit, WINDOWS, out_channels=hint)
             assert torch.equal(hinted, labels), hint
     assert len(torch.unique(labels)) >= 4
 

@@ -284,6 +284,23 @@ def torch_float32():
     return torch.float32
 
 
+def _blended_channels(plan, classes: int) -> int:
+    """Channels the sliding window blends: a SegResNet's features when only labels are kept.
+
+    See heads.py; read from the config, so no network is built for an estimate.
+    """
+    if plan.probabilities_first:
+        return classes
+    try:
+        net = plan.parser.get().get("network_def") or {}
+        target = str(net.get("_target_", "")).rsplit(".", 1)[-1]
+        if target == "SegResNet" and net.get("use_conv_final", True) is True:
+            return int(net.get("init_filters", 8))
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return classes
+
+
 def _guess_channels(plan) -> int | None:
     try:
         config = plan.parser.get()
@@ -422,6 +439,7 @@ def estimate_resources(
     settings = WindowSettings.from_inferer(plan.inferer)
     roi, padded, _, slices = plan_windows(shape, settings)
     classes = _guess_channels(plan) or max(len(plan.labels), 2)
+    blended = _blended_channels(plan, classes)
     voxels = int(np.prod(padded))
     slab = voxels // max(padded) * max(roi) if voxels else 0
     roi_voxels = int(np.prod(roi))
@@ -438,9 +456,9 @@ def estimate_resources(
         + volume.array.size * 6  # input as read, and the reader's copy
         + int(volume.array.size * shrink * 8 * 2)
         + voxels * 4 * 2  # network-grid image and one resampling intermediate
-        + classes * slab * 4  # the row buffer of class scores
+        + blended * slab * 4  # the row buffer of blended scores (or features)
         # the network output, and as much again of freed activations the CPU heap keeps
-        + classes * roi_voxels * 4 * per_pass * 2
+        + blended * roi_voxels * 4 * per_pass * 2
         + voxels * 2  # labels
         + params * 2
         + activations

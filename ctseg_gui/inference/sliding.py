@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctseg_gui.inference.errors import BundleError, JobCancelled
+from ctseg_gui.inference.heads import split_pointwise_head
 from ctseg_gui.inference.memory import reuse_freed_memory, zeroed_buffer
 from ctseg_gui.inference.precision import autocast_context
 
@@ -183,7 +184,8 @@ def sliding_window_labels(
     :func:`~ctseg_gui.inference.precision.autocast_dtype`) runs the network under autocast;
     the stitching sums stay float32. ``out_channels``, the network's output channels when the
     caller knows them, lets the row buffers be allocated before the first window runs (a wrong
-    value costs an allocation, not a wrong result).
+    value costs an allocation, not a wrong result). When only labels are wanted and the network
+    ends in a 1x1x1 convolution, the windows are blended as features (see heads.py).
     """
     import torch
     from monai.data.utils import compute_importance_map
@@ -207,10 +209,15 @@ def sliding_window_labels(
     acc = count = None
     lo = 0  # slab coordinate of acc[:, 0]
     done, total = 0, len(slices)
+    split = None if keep_probabilities else split_pointwise_head(network)
+    forward, head = (network, None) if split is None else split
+    if head is not None:
+        out_channels = head.features
     if out_channels is not None:
         # Now rather than after the first window, while the memory preprocessing has just freed
-        # is still backed: on this VM the 1.8 GB of a high-res run took 0.7-0.8 s to map here
-        # and 4.5-5.0 s after the first window, once the hypervisor had taken those pages back.
+        # is still backed: on this VM a 1.8 GB buffer (a high-res row of 105 class scores) took
+        # 0.7-0.8 s to map here and 4.5-5.0 s after the first window, once the hypervisor had
+        # taken those pages back.
         acc, count = _row_buffers(padded, roi, axis, out_channels, device)
 
     def take(sl, a, b):
@@ -229,7 +236,9 @@ def sliding_window_labels(
         sums = take(acc, a - lo, b - lo)
         index = [slice(None)] * 3
         index[axis] = slice(a, b)
-        if sums.shape[0] == 1:
+        if head is not None:
+            labels[tuple(index)] = head.labels(sums, take(count, a - lo, b - lo)).cpu()
+        elif sums.shape[0] == 1:
             labels[tuple(index)] = (sums[0] > 0).to(torch.int16).cpu()
         else:
             labels[tuple(index)] = channel_argmax(sums).to(torch.int16).cpu()
@@ -263,7 +272,7 @@ def sliding_window_labels(
                 windows = torch.cat([data[(slice(None), slice(None), *w)] for w in batch])
                 windows = windows.contiguous(memory_format=torch.channels_last_3d)
                 with torch.inference_mode(), autocast_context(device, autocast_dtype):
-                    out = _first_tensor(network(windows))
+                    out = _first_tensor(forward(windows))
                 if tuple(out.shape[2:]) != tuple(roi):
                     raise BundleError(
                         f"the network output {tuple(out.shape[2:])} differs from the window size {roi}"
