@@ -285,20 +285,16 @@ def torch_float32():
 
 
 def _blended_channels(plan, classes: int) -> int:
-    """Channels the sliding window blends: a SegResNet's features when only labels are kept.
+    """Channels the sliding window blends: a SegResNet's features when only labels are kept."""
+    from ctseg_gui.inference.heads import blended_features
 
-    See heads.py; read from the config, so no network is built for an estimate.
-    """
     if plan.probabilities_first:
         return classes
     try:
-        net = plan.parser.get().get("network_def") or {}
-        target = str(net.get("_target_", "")).rsplit(".", 1)[-1]
-        if target == "SegResNet" and net.get("use_conv_final", True) is True:
-            return int(net.get("init_filters", 8))
-    except (AttributeError, TypeError, ValueError):
-        pass
-    return classes
+        network_def = plan.parser.get().get("network_def")
+    except (AttributeError, TypeError):
+        return classes
+    return blended_features(network_def) or classes
 
 
 def _guess_channels(plan) -> int | None:

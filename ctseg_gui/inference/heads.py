@@ -58,6 +58,22 @@ class PointwiseHead:
         return out
 
 
+def blended_features(network_def) -> int | None:
+    """Features :func:`split_pointwise_head` would blend for a bundle's ``network_def`` config.
+
+    Read from the config, so an estimate builds no network; None when it would not split.
+    """
+    if not isinstance(network_def, dict):
+        return None
+    target = str(network_def.get("_target_", "")).rsplit(".", 1)[-1]
+    if target != "SegResNet" or network_def.get("use_conv_final", True) is not True:
+        return None
+    try:
+        return int(network_def.get("init_filters", 8))
+    except (TypeError, ValueError):
+        return None
+
+
 def split_pointwise_head(network) -> tuple[Callable, PointwiseHead] | None:
     """``(trunk, head)`` for a MONAI SegResNet whose last layer is a plain 1x1x1 convolution.
 
