@@ -57,7 +57,7 @@ def test_labels_and_probabilities_match_monai(ct_tensor, network, mode):
 
 def test_feature_blend_gives_monai_labels(ct_tensor, network, monkeypatch):
     trunk, head = split_pointwise_head(network)
-    assert head.weight.shape == (7, 8)  # blended as 8 features, scored as 7 classes
+    assert head.columns.shape == (8, 7)  # blended as 8 features, scored as 7 classes
     with torch.inference_mode():
         reference = sliding_window_inference(ct_tensor[None], (64, 64, 64), 2, network, 0.25)[0]
         labels, probs = sliding_window_labels(ct_tensor, network, WINDOWS)
