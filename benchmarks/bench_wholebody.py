@@ -2,12 +2,15 @@
 
 The abdomen CT is resampled onto a 512 x 512 x 400 grid (about 0.71 x 0.59 x 0.84 mm, a typical
 thin-slice CT); the bundle is wholeBody_ct_segmentation's real network and configs from
-tests/bundles.py with fixed-seed weights. Each run is a subprocess; peak memory is its ru_maxrss.
+tests/bundles.py with fixed-seed weights, or with ``--fitted-steps N`` weights fitted N steps to the
+CT's reference labels (tests/fitted_weights.py; cached after the first run): only those have class
+margins like a trained model's, so only they say what reduced precision does to the labels. Each
+run is a subprocess; peak memory is its ru_maxrss.
 MONAI's high-res run needs about 26 GB on CPU, so it only runs with ``--monai-highres`` (a
 failure or kill is reported as the result).
 
     python benchmarks/bench_wholebody.py [--variants lowres highres] [--monai-highres]
-        [--precisions auto reduced] [--repeat N]
+        [--precisions auto reduced] [--repeat N] [--fitted-steps N]
 
 With ``--repeat N`` every workflow runs N times, alternating MONAI's and ours, and the table gives
 the median wall time (with the range) and the largest peak: a single run on a shared 2-core VM
@@ -105,6 +108,13 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per workflow (median reported)")
     parser.add_argument(
+        "--fitted-steps",
+        type=int,
+        default=0,
+        help="weights fitted this many steps to the reference labels (0: fixed-seed weights, "
+        "whose near-tied class scores make any rounding change move many voxels)",
+    )
+    parser.add_argument(
         "--memory-limit-gb",
         type=float,
         help="cap each run's address space (report an out-of-memory instead of swapping/killing)",
@@ -118,7 +128,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-wholebody-") as tmp:
         tmp = Path(tmp)
         ct = make_large_ct(Path(args.image), tmp / "ct512.nii.gz")
-        bundle = build_wholebody_bundle(tmp / "wholeBody_ct_segmentation", num_workers=1)
+        bundle = build_wholebody_bundle(
+            tmp / "wholeBody_ct_segmentation", num_workers=1, fitted_steps=args.fitted_steps
+        )
         env = dict(os.environ, CTSEG_DATA_DIR=str(tmp / "data"), CUDA_VISIBLE_DEVICES="")
         runs, outputs = {}, {}  # (workflow, variant) -> [(wall, rss, code, err)]
         cap = int(args.memory_limit_gb * 2**30) if args.memory_limit_gb else None
@@ -152,8 +164,14 @@ def main() -> int:
             code, err = (failed[0][2], failed[0][3]) if failed else (0, "")
             rows.append((name, variant, statistics.median(walls), min(walls), max(walls),
                          max(r[1] for r in results), code, err))  # fmt: skip
+        weights = (
+            f"weights fitted {args.fitted_steps} steps to the reference labels"
+            if args.fitted_steps
+            else "fixed-seed weights"
+        )
         print(
-            f"CT 512 x 512 x 400 resampled from {Path(args.image).name}; CPU, {os.cpu_count()} cores"
+            f"CT 512 x 512 x 400 resampled from {Path(args.image).name}; CPU, "
+            f"{os.cpu_count()} cores; {weights}"
         )
         spread = args.repeat > 1
         print(f"{'workflow':<26}{'variant':<10}{'wall s':>9}{'(range)':>16}{'peak RSS MiB':>15}  "

@@ -297,8 +297,14 @@ def build_spleen_bundle(root: Path, seed: int = 0, num_workers: int = 0) -> Path
     return bundle
 
 
-def build_wholebody_bundle(root: Path, seed: int = 0, num_workers: int = 0) -> Path:
-    """Write a wholeBody_ct_segmentation-style bundle (model.pt and model_lowres.pt)."""
+def build_wholebody_bundle(
+    root: Path, seed: int = 0, num_workers: int = 0, fitted_steps: int = 0
+) -> Path:
+    """Write a wholeBody_ct_segmentation-style bundle (model.pt and model_lowres.pt).
+
+    ``fitted_steps`` > 0 writes briefly fitted weights (see fitted_weights.py) instead of
+    fixed-seed ones.
+    """
     import torch
 
     bundle = Path(root)
@@ -311,8 +317,15 @@ def build_wholebody_bundle(root: Path, seed: int = 0, num_workers: int = 0) -> P
     (bundle / "configs" / "metadata.json").write_text(
         json.dumps(_metadata("Whole body test bundle", names, "Whole body segmentation"), indent=4)
     )
-    for offset, name in enumerate(("model.pt", "model_lowres.pt")):
-        state = _seeded_state_dict(WHOLEBODY_NETWORK, seed + offset)
+    for offset, (name, variant) in enumerate(
+        (("model.pt", "highres"), ("model_lowres.pt", "lowres"))
+    ):
+        if fitted_steps > 0:
+            from fitted_weights import fit_state_dict
+
+            state = fit_state_dict(WHOLEBODY_NETWORK, variant, fitted_steps, seed=seed)
+        else:
+            state = _seeded_state_dict(WHOLEBODY_NETWORK, seed + offset)
         torch.save(state, bundle / "models" / name)
     return bundle
 
