@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         choices=PRECISIONS,
         help="network arithmetic: auto = as the bundle's own workflow (float16 AMP on CUDA when "
-        "the bundle asks, float32 on the CPU); reduced = fast mode (bfloat16 on the CPU: about "
-        "2.7x faster networks on CPUs with AMX, labels may differ at near-tied voxels); fp32",
+        "the bundle asks, float32 on the CPU); reduced = fast mode (bfloat16 on the CPU: 2-2.7x "
+        "faster networks on CPUs with AVX-512 BF16 or AMX, labels may differ at near-tied "
+        "voxels); fp32",
     )
     parser.add_argument("--series", metavar="UID", help="DICOM series to use from a folder")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -181,8 +181,9 @@ class QtModelPanel(QWidget):
         for value, text in PRECISIONS:
             self.precision_box.addItem(text, value)
         self.precision_box.setToolTip(
-            "Fast runs the network in bfloat16 on the CPU (float16 on a GPU): about 2.7x faster "
-            "on CPUs with AMX; a few voxels where two structures are nearly tied may change label"
+            "Fast runs the network in bfloat16 on the CPU (float16 on a GPU): 2-2.7x faster on "
+            "CPUs with bfloat16 instructions (AVX-512 BF16, AMX); a few voxels where two "
+            "structures are nearly tied may change label"
         )
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
