@@ -3,7 +3,7 @@
 The abdomen CT is resampled onto a 512 x 512 x 400 grid (about 0.71 x 0.59 x 0.84 mm, a typical
 thin-slice CT); the bundle is wholeBody_ct_segmentation's real network and configs from
 tests/bundles.py with fixed-seed weights, or with ``--fitted-steps N`` weights fitted N steps to the
-CT's reference labels (tests/fitted_weights.py; cached after the first run): only those have class
+CT's tissue classes (tests/fitted_weights.py; cached after the first run): only those have class
 margins like a trained model's, so only they say what reduced precision does to the labels. Each
 run is a subprocess; peak memory is its ru_maxrss.
 MONAI's high-res run needs about 26 GB on CPU, so it only runs with ``--monai-highres`` (a
@@ -111,7 +111,7 @@ def main() -> int:
         "--fitted-steps",
         type=int,
         default=0,
-        help="weights fitted this many steps to the reference labels (0: fixed-seed weights, "
+        help="weights fitted this many steps to the CT's tissue classes (0: fixed-seed weights, "
         "whose near-tied class scores make any rounding change move many voxels)",
     )
     parser.add_argument(
@@ -165,7 +165,7 @@ def main() -> int:
             rows.append((name, variant, statistics.median(walls), min(walls), max(walls),
                          max(r[1] for r in results), code, err))  # fmt: skip
         weights = (
-            f"weights fitted {args.fitted_steps} steps to the reference labels"
+            f"weights fitted {args.fitted_steps} steps to the CT's tissue classes"
             if args.fitted_steps
             else "fixed-seed weights"
         )
