@@ -96,7 +96,7 @@ def fit_state_dict(
                 f"({time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
-    state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+    state = network.state_dict()
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, cache)
     return state
