@@ -46,17 +46,70 @@ def _target(item: Any) -> str:
     return str(item.get("_target_", "")).rsplit(".", 1)[-1] if isinstance(item, dict) else ""
 
 
+class _ScriptsFinder:
+    """Finds ``scripts`` (and its submodules) in one bundle's ``scripts/`` folder only.
+
+    Putting the bundle folder itself on ``sys.path`` would let any ``*.py`` beside ``configs/``
+    shadow a module imported later; this finder makes exactly the reviewed ``scripts/`` package
+    importable, and only once the bundle is trusted.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def find_spec(self, name: str, path=None, target=None):
+        if name != "scripts":
+            return None
+        import importlib.machinery
+        import importlib.util
+
+        init = self.folder / "__init__.py"
+        if init.is_file():
+            return importlib.util.spec_from_file_location(
+                "scripts", init, submodule_search_locations=[str(self.folder)]
+            )
+        spec = importlib.machinery.ModuleSpec("scripts", None, is_package=True)
+        spec.submodule_search_locations = [str(self.folder)]  # a namespace package
+        return spec
+
+
 def _enable_scripts(root: Path) -> None:
     """Make ``import scripts`` load this bundle's scripts package (not another bundle's)."""
-    if not (root / "scripts").is_dir():
-        return
+    folder = root / "scripts"
+    for finder in [f for f in sys.meta_path if isinstance(f, _ScriptsFinder)]:
+        sys.meta_path.remove(finder)
     loaded = sys.modules.get("scripts")
-    if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(root)):
+    if loaded is not None and list(getattr(loaded, "__path__", [])) != [str(folder)]:
         for name in [m for m in sys.modules if m == "scripts" or m.startswith("scripts.")]:
             del sys.modules[name]
-    if str(root) in sys.path:
-        sys.path.remove(str(root))
-    sys.path.insert(0, str(root))
+    if folder.is_dir():
+        sys.meta_path.insert(0, _ScriptsFinder(folder))
+
+
+def read_bundle_configs(root: Path, config_file: Path) -> tuple[dict, dict | None]:
+    """The content of a bundle's config and metadata, once the bundle may run.
+
+    The one door to ``ConfigParser``: every parse of a bundle goes through here, so nothing in
+    a config runs before :func:`~ctseg_gui.inference.trust.require_trusted` has allowed it, and
+    the parser gets the very content that was reviewed (not a second read of the file).
+
+    Raises
+    ------
+    UntrustedBundleError
+        The bundle would run code that is not known to be safe and the user has not accepted it.
+    """
+    from ctseg_gui.inference.trust import require_trusted
+
+    files = [config_file]
+    metadata = root / "configs" / "metadata.json"
+    if metadata.is_file():
+        files.append(metadata)
+    review = require_trusted(root, files)
+    contents = [review.configs[p.resolve().relative_to(root.resolve()).as_posix()] for p in files]
+    for path, content in zip(files, contents, strict=True):
+        if not isinstance(content, dict):
+            raise BundleError("the config is not a mapping of ids to values", path)
+    return contents[0], contents[1] if len(contents) > 1 else None
 
 
 def make_parser(ref: ModelRef):
@@ -65,17 +118,19 @@ def make_parser(ref: ModelRef):
 
     root = ref.bundle
     config_file = bundle_config_file(root)
+    config, metadata = read_bundle_configs(root, config_file)
     parser = ConfigParser()
     try:
-        parser.read_config(str(config_file))
+        parser.read_config(config)
     except Exception as error:  # noqa: BLE001 - any parse failure is the config's fault
         raise BundleError(f"cannot read the config ({error})", config_file) from error
-    metadata = root / "configs" / "metadata.json"
-    if metadata.is_file():
+    if metadata is not None:
         try:
-            parser.read_meta(str(metadata))
+            parser.read_meta(metadata)
         except Exception as error:  # noqa: BLE001
-            raise BundleError(f"cannot read the metadata ({error})", metadata) from error
+            raise BundleError(
+                f"cannot read the metadata ({error})", root / "configs" / "metadata.json"
+            ) from error
     parser["bundle_root"] = str(root)
     for key, value in ref.overrides:
         parser[key] = value

@@ -259,9 +259,12 @@ def load_interactive_bundle(bundle: str | Path):
     for path in (config_file, weights):
         if not path.exists():
             raise CtsegError("not an interactive bundle: file missing", path)
+    from ctseg_gui.inference.bundle import read_bundle_configs
+
+    content, _metadata = read_bundle_configs(root, config_file)  # nothing runs before trust
     parser = ConfigParser()
     try:
-        parser.read_config(str(config_file))
+        parser.read_config(content)
         parser["bundle_root"] = str(root)
         network = parser.get_parsed_content("network_def")
         state = torch.load(weights, map_location="cpu", weights_only=True)
