@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     install.add_argument("--download", action="store_true", help="download (resumable)")
     install.add_argument("--url", help="download from this URL instead of the catalog's")
     install.add_argument("--force", action="store_true", help="replace an installed copy")
+    install.add_argument(
+        "--trust",
+        action="store_true",
+        help="accept a bundle whose configs or scripts would run code not known to be safe "
+        "(remembered for these exact files); without it such a bundle is refused",
+    )
     remove = sub.add_parser("remove", help="delete an installed model")
     remove.add_argument("model_id")
     verify = sub.add_parser("verify", help="check an installed model's files and checksums")
@@ -85,11 +91,13 @@ def run(args: argparse.Namespace) -> int:
         return 0 if not problems else 1
     # install
     if args.download or args.url:
-        installed = manager.download_and_install(args.target, _print_progress, url=args.url)
+        installed = manager.download_and_install(
+            args.target, _print_progress, url=args.url, trust=args.trust
+        )
         sys.stderr.write("\n")
     elif args.source:
-        installed = manager.install(args.source, args.target, force=args.force)
+        installed = manager.install(args.source, args.target, force=args.force, trust=args.trust)
     else:
-        installed = manager.install(Path(args.target), None, force=args.force)
+        installed = manager.install(Path(args.target), None, force=args.force, trust=args.trust)
     print(f"installed {installed.model_id} {installed.version} in {installed.path}")
     return 0

@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument("--bundle", metavar="DIR", help="run this MONAI bundle folder as is")
     parser.add_argument("--variant", help="model variant, e.g. highres or lowres")
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="accept a --bundle whose configs or scripts would run code not known to be safe "
+        "(remembered for these exact files); without it such a bundle is refused",
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument(
         "--precision",
@@ -58,6 +64,17 @@ class ProgressBar:
             self.stream.flush()
 
 
+def _check_trust(bundle, trust: bool) -> None:
+    """Refuse a bundle that needs trust before anything reads the CT (``--trust`` accepts it)."""
+    from ctseg_gui.inference.trust import check_or_accept
+
+    review = check_or_accept(bundle, trust=trust, hint="run with --trust to accept it")
+    if review.needs_trust:
+        print(f"trusted {bundle} (sha256 {review.checksum}), which runs:", file=sys.stderr)
+        for finding in review.findings:
+            print(f"  {finding.line()}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from ctseg_gui.core.modality import require_ct
     from ctseg_gui.inference import resolve_model, segment_volume
@@ -65,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from ctseg_gui.io import read_image, write_label_map
 
     model = resolve_model(args.model, args.bundle, args.variant)
+    if model.bundle is not None:
+        _check_trust(model.bundle, args.trust)
     if not model.builtin:
         preload_libraries()  # overlaps with reading the CT
     volume = read_image(args.input, series_uid=args.series)

@@ -104,7 +104,9 @@ def read_bundle_configs(root: Path, config_file: Path) -> tuple[dict, dict | Non
     metadata = root / "configs" / "metadata.json"
     if metadata.is_file():
         files.append(metadata)
-    review = require_trusted(root, files)
+    review = require_trusted(
+        root, files, hint="accept it in the model manager, or run it with --trust"
+    )
     contents = [review.configs[p.resolve().relative_to(root.resolve()).as_posix()] for p in files]
     for path, content in zip(files, contents, strict=True):
         if not isinstance(content, dict):

@@ -23,6 +23,7 @@ from pathlib import Path
 from ctseg_gui.core.errors import CtsegError
 from ctseg_gui.core.settings import user_data_dir
 from ctseg_gui.inference.errors import BundleError, JobCancelled, ModelNotFoundError
+from ctseg_gui.inference.trust import UntrustedBundleError, check_or_accept
 
 INSTALL_RECORD = "ctseg-install.json"
 
@@ -138,21 +139,45 @@ def _check_bundle(
     for path in weights:
         checked.append(f"{path.relative_to(folder)}: present ({path.stat().st_size:,} bytes)")
     manifest = _manifest(model_id)
-    if manifest and not any(str(e.get("md5", "unknown")) != "unknown" for e in manifest.files):
-        checked.append("no published MD5 checksums in the catalog to compare")
+    version = _bundle_version(folder) or (manifest.version if manifest else None)
+    expected_md5 = {
+        entry["path"]: published_md5(entry, manifest.version, version)
+        for entry in (manifest.files if manifest else [])
+    }
+    if manifest and not any(expected_md5.values()):
+        checked.append(f"no published MD5 checksums for version {version} in the catalog")
     for entry in manifest.files if manifest else []:
         path = folder / entry["path"]
-        expected = str(entry.get("md5", "unknown")).lower()
+        expected = expected_md5[entry["path"]]
         if not path.is_file():
             if entry.get("required", True):
                 problems.append(f"{name(path)}: missing")
-        elif expected != "unknown":
+        elif expected:
             actual = md5sum(path)
             if actual != expected:
-                problems.append(f"{name(path)}: MD5 {actual} differs from the published {expected}")
+                problems.append(
+                    f"{name(path)}: MD5 {actual} differs from the published {expected} "
+                    f"(model zoo, version {version})"
+                )
             else:
                 checked.append(f"{entry['path']}: MD5 matches the published {expected}")
     return problems
+
+
+def published_md5(entry: dict, catalog_version: str, version: str | None) -> str | None:
+    """The model zoo's MD5 of a manifest file for a bundle ``version``, or None if unpublished.
+
+    ``md5`` holds the hash for the catalog's version of the bundle and ``md5_by_version`` those
+    published for other versions; a bundle of a version without a published hash is not checked
+    (weights change between versions, so another version's hash would refuse a good file).
+    """
+    by_version = entry.get("md5_by_version") or {}
+    expected = str(entry.get("md5", "unknown")) if version == catalog_version else None
+    if version in by_version:
+        expected = str(by_version[version])
+    if expected is None or expected.lower() == "unknown":
+        return None
+    return expected.lower()
 
 
 def default_model_id(source: str | Path) -> str:
@@ -188,7 +213,7 @@ def _write_recipe_bundle(manifest, weights: Path, target: Path) -> None:
 
 
 def install(
-    source: str | Path, model_id: str | None = None, *, force: bool = False
+    source: str | Path, model_id: str | None = None, *, force: bool = False, trust: bool = False
 ) -> InstalledModel:
     """Install a bundle from a folder or .zip (or, for recipe models, a weights file).
 
@@ -201,6 +226,11 @@ def install(
         Id to install under; defaults to the folder / archive name without a ``_vX.Y.Z`` suffix.
     force
         Replace an installed model of the same id.
+    trust
+        Accept a bundle whose configs or scripts would run code that is not known to be safe
+        (recorded by checksum, see :mod:`~ctseg_gui.inference.trust`); without it such a bundle
+        is refused with :class:`~ctseg_gui.inference.trust.UntrustedBundleError` unless the user
+        trusted these exact configs and scripts before.
     """
     source = Path(source).expanduser()
     if not source.exists():
@@ -252,6 +282,9 @@ def install(
         problems = _check_bundle(bundle, model_id, relative=True)
         if problems:
             raise BundleError("cannot install: " + "; ".join(problems), source)
+        check_or_accept(
+            bundle, trust=trust, hint="install it with --trust to accept it", shown_as=source
+        )
         record = {
             "id": model_id,
             "source": str(source),
@@ -381,11 +414,13 @@ def download_and_install(
     progress: Callable[[int, int | None], None] | None = None,
     url: str | None = None,
     cancelled: Callable[[], bool] | None = None,
+    trust: bool = False,
 ) -> InstalledModel:
     """Download a catalog model's bundle archive (resumable) and install it.
 
     Each archive source of the manifest is tried in turn; a cancel stops at once (the partial
-    file stays for a resumed download). Recipe models (weights published on a web page) cannot be
+    file stays for a resumed download). A bundle that needs trust is refused as in :func:`install`
+    unless ``trust``. Recipe models (weights published on a web page) cannot be
     downloaded here: the error names the page to get the weights from.
     """
     manifest = _manifest(model_id)
@@ -415,7 +450,9 @@ def download_and_install(
             errors.append((candidate, error.problem))
             continue
         try:
-            return install(path, model_id, force=True)
+            return install(path, model_id, force=True, trust=trust)
+        except UntrustedBundleError:
+            raise  # the archive stays: accepting it installs without downloading again
         except BundleError:
             target.unlink(missing_ok=True)  # a bad archive must not be reused by the next try
             raise

@@ -199,7 +199,9 @@ def review_bundle(root: str | Path, config_files: list[Path] | None = None) -> B
     root = Path(root)
     if config_files is None:
         config_files = [
-            p for p in sorted((root / "configs").glob("*")) if p.suffix in (".json", ".yaml", ".yml")
+            p
+            for p in sorted((root / "configs").glob("*"))
+            if p.suffix in (".json", ".yaml", ".yml")
         ]
     contents, configs = {}, {}
     for path in config_files:
@@ -253,6 +255,34 @@ def accept(review: BundleReview) -> None:
     os.replace(temporary, path)
 
 
+def parsed_config_files(root: Path) -> list[Path]:
+    """The configs the app parses: the inference config and, when present, the metadata."""
+    from ctseg_gui.inference.modelref import bundle_config_file
+
+    files = [bundle_config_file(root)]
+    if (root / "configs" / "metadata.json").is_file():
+        files.append(root / "configs" / "metadata.json")
+    return files
+
+
+def check_or_accept(
+    root: Path, *, trust: bool, hint: str, shown_as: Path | None = None
+) -> BundleReview:
+    """Refuse a bundle that needs trust, or with ``trust`` accept it (the CLI's ``--trust``).
+
+    ``shown_as`` names the bundle in messages and the trust store (e.g. the .zip the user chose
+    rather than the folder it was unpacked to).
+    """
+    review = review_bundle(root, parsed_config_files(root))
+    if shown_as is not None:
+        review.root = Path(shown_as)
+    if not review.trusted:
+        if not trust:
+            raise UntrustedBundleError(review, hint)
+        accept(review)
+    return review
+
+
 def require_trusted(
     root: str | Path, config_files: list[Path] | None = None, *, hint: str = ""
 ) -> BundleReview:
@@ -269,7 +299,9 @@ __all__ = [
     "UntrustedBundleError",
     "accept",
     "bundle_checksum",
+    "check_or_accept",
     "is_trusted",
+    "parsed_config_files",
     "require_trusted",
     "review_bundle",
 ]

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ctseg_gui.inference.overview import ModelStatus, format_size, model_overview
+from ctseg_gui.inference.trust import BundleReview, UntrustedBundleError
 from ctseg_gui.qt._model_task import TaskSignals, details_html, run_task
 from ctseg_gui.qt.dialogs import ask_yes_no
 
@@ -78,6 +79,7 @@ class QtModelManagerDialog(QDialog):
         self.show_dialogs = show_dialogs
         self.rows: list[ModelStatus] = []
         self._task: str | None = None
+        self._retry: tuple[str, Callable] | None = None  # the running action, to run it again
         self._cancel = threading.Event()
         self._message_box: QMessageBox | None = None
 
@@ -361,6 +363,19 @@ class QtModelManagerDialog(QDialog):
             self._cancel.set()
             self._set_status("Cancelling…")
 
+    def ask_trust(self, review: BundleReview) -> bool:
+        """Ask whether to trust a bundle that would run code not known to be safe.
+
+        Lists what it would run and its checksum (:class:`~ctseg_gui.qt.trust_dialog.QtTrustDialog`).
+        Without dialogs (tests replace this) the answer is No: an untrusted bundle never installs
+        unasked.
+        """
+        if not self.show_dialogs:
+            return False
+        from ctseg_gui.qt.trust_dialog import ask_trust
+
+        return ask_trust(self, review, "install")
+
     def confirm(self, title: str, question: str) -> bool:
         """Ask a yes/no question (tests replace this when ``show_dialogs`` is off)."""
         if not self.show_dialogs:
@@ -385,6 +400,7 @@ class QtModelManagerDialog(QDialog):
         if self._task is not None:
             return False
         self._task = action
+        self._retry = (message, work)
         self._cancel = threading.Event()
         signals = self._signals = TaskSignals(self)
         signals.progressed.connect(self._on_task_progressed)
@@ -396,7 +412,10 @@ class QtModelManagerDialog(QDialog):
         self._update_buttons()
         cancel = self._cancel
         threading.Thread(
-            target=run_task, args=(work, signals, cancel), name=f"model-{action}", daemon=True
+            target=run_task,
+            args=(_untrusted_as_result(work), signals, cancel),
+            name=f"model-{action}",
+            daemon=True,
         ).start()
         return True
 
@@ -411,6 +430,9 @@ class QtModelManagerDialog(QDialog):
 
     def _on_task_succeeded(self, action: str, result) -> None:
         self._end_task()
+        if isinstance(result, UntrustedBundleError):
+            self._on_untrusted(action, result)
+            return
         if action == "verify":
             model_id, problems, checked = result
             if problems:
@@ -434,6 +456,22 @@ class QtModelManagerDialog(QDialog):
         self.models_changed.emit()
         if action != "remove":
             self.model_installed.emit(result.model_id)
+        self.task_finished.emit(action, text)
+
+    def _on_untrusted(self, action: str, error: UntrustedBundleError) -> None:
+        """The bundle needs trust: ask; on Yes record it and install again, else refuse."""
+        from ctseg_gui.inference.trust import accept
+
+        self._set_status(f"Asking whether to trust {error.review.root}…")
+        if self.ask_trust(error.review):
+            accept(error.review)
+            message, work = self._retry
+            self._start(action, message, work)
+            return
+        self.refresh()
+        text = f"Not installed (not trusted): {error.review.root}: {error.review.summary()}"
+        self._set_status(text, error=True)
+        self.failed.emit(text)
         self.task_finished.emit(action, text)
 
     def _on_task_failed(self, action: str, text: str) -> None:
@@ -469,3 +507,15 @@ class QtModelManagerDialog(QDialog):
     def reject(self) -> None:  # noqa: D102 - closing stops a download; it resumes next time
         self.cancel()
         super().reject()
+
+
+def _untrusted_as_result(work: Callable) -> Callable:
+    """``work`` returning (not raising) an UntrustedBundleError, so the dialog gets its review."""
+
+    def guarded(report, cancelled):
+        try:
+            return work(report, cancelled)
+        except UntrustedBundleError as error:
+            return error
+
+    return guarded
