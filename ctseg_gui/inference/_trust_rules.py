@@ -92,11 +92,12 @@ SAFE_PREFIXES = (
 )
 # Parts that never belong to a known-safe name, even under a safe prefix (code loaders,
 # downloads, subprocesses).
-UNSAFE_PARTS = _words(
-    "hub jit load system popen subprocess pickle marshal ctypes cpp_extension run_cmd "
-    "optional_import instantiate locate load_submodules download download_url "
-    "download_and_extract extractall exec eval torchscript_utils"
-)
+UNSAFE_PARTS = _words("hub jit load system exec eval instantiate locate extractall")
+# ... and parts that contain these (``pickle_operations`` unpickles bytes from the config).
+UNSAFE_WORDS = (
+    "pickle", "marshal", "subprocess", "popen", "ctypes", "cpp_extension", "run_cmd",
+    "optional_import", "load_submodules", "download", "torchscript", "shutil",
+)  # fmt: skip
 # Switches an expression may set with setattr(module, name, value).
 SETTABLE = {"torch.backends.cudnn": ("benchmark", "deterministic")}
 # Methods that reach attributes through format strings.
@@ -116,7 +117,7 @@ def safe_path(path: str) -> bool:
     parts = path.split(".")
     if any(p.startswith("_") and p != "__version__" for p in parts):
         return False
-    if any(p in UNSAFE_PARTS for p in parts):
+    if any(p in UNSAFE_PARTS or any(w in p.lower() for w in UNSAFE_WORDS) for p in parts):
         return False
     return path in SAFE_PATHS or path.startswith(SAFE_PREFIXES)
 
