@@ -16,7 +16,8 @@ from bundles import (
     build_deepgrow_bundle,
     build_spleen_bundle,
     build_wholebody_bundle,
-    spleen_config,
+    tiny_spleen_config,
+    write_bundle,
 )
 
 from ctseg_gui.cli import main
@@ -29,16 +30,6 @@ from ctseg_gui.inference.trust import (
 )
 from ctseg_gui.io import read_image
 
-TINY_UNET = {
-    "_target_": "UNet",
-    "spatial_dims": 3,
-    "in_channels": 1,
-    "out_channels": 2,
-    "channels": [4, 8],
-    "strides": [2],
-    "num_res_units": 0,
-}
-
 
 @pytest.fixture(autouse=True)
 def private_folders(tmp_path, monkeypatch):
@@ -46,42 +37,9 @@ def private_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))
 
 
-def _tiny_config() -> dict:
-    config = spleen_config()
-    config["network_def"] = dict(TINY_UNET)
-    config["inferer"].update(roi_size=[64, 64, 32], sw_batch_size=1)
-    for transform in config["preprocessing"]["transforms"]:
-        if transform["_target_"] == "Spacingd":
-            transform["pixdim"] = [3.0, 3.0, 3.0]
-    return config
-
-
-def _write_bundle(root, config: dict, scripts: dict[str, str] | None = None, yaml=False):
-    import torch
-    from monai.networks.nets import UNet
-
-    (root / "configs").mkdir(parents=True)
-    (root / "models").mkdir()
-    if yaml:
-        import yaml as pyyaml
-
-        (root / "configs" / "inference.yaml").write_text(pyyaml.safe_dump(config))
-    else:
-        (root / "configs" / "inference.json").write_text(json.dumps(config, indent=1))
-    metadata = {"name": "tiny", "version": "0.0.1"}
-    (root / "configs" / "metadata.json").write_text(json.dumps(metadata))
-    for name, text in (scripts or {}).items():
-        (root / "scripts").mkdir(exist_ok=True)
-        (root / "scripts" / name).write_text(text)
-    torch.manual_seed(0)
-    args = {k: v for k, v in TINY_UNET.items() if k != "_target_"}
-    torch.save(UNet(**args).state_dict(), root / "models" / "model.pt")
-    return root
-
-
 def _hostile(kind: str, root, mark):
     """A tiny bundle whose configs or scripts would create ``mark`` (the payload)."""
-    config, scripts, yaml = _tiny_config(), None, False
+    config, scripts, yaml = tiny_spleen_config(), None, False
     net = config["network_def"]
     if kind == "os.system expression":  # the issue's example
         net["spatial_dims"] = f"$__import__('os').system('touch {mark}') or 3"
@@ -107,7 +65,7 @@ def _hostile(kind: str, root, mark):
         yaml = True
     else:
         raise ValueError(kind)
-    return _write_bundle(root, config, scripts, yaml)
+    return write_bundle(root, config, scripts, yaml)
 
 
 HOSTILE = [
@@ -251,7 +209,7 @@ def test_bundles_the_tests_build_run_without_a_question(tmp_path):
     built = [
         build_spleen_bundle(tmp_path / "spleen"),
         build_wholebody_bundle(tmp_path / "wholebody"),
-        _write_bundle(tmp_path / "tiny", _tiny_config()),
+        write_bundle(tmp_path / "tiny", tiny_spleen_config()),
     ]
     build_deepgrow_bundle(tmp_path / "deepgrow")
     built.append(tmp_path / "deepgrow")

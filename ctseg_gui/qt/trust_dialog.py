@@ -53,8 +53,9 @@ class QtTrustDialog(QDialog):
         self.findings.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.findings.setPlainText(
             "\n\n".join(
-                f"{f.file}{' — ' + f.where if f.where else ''}\n    {f.text}\n    "
-                f"({'; '.join(f.reasons)})"
+                f"{f.file}{' — ' + f.where if f.where else ''}\n"
+                + (f"    {f.text}\n" if f.text != f.file else "")
+                + f"    ({'; '.join(f.reasons)})"
                 for f in review.findings
             )
         )
