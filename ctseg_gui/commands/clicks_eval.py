@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--model", metavar="ID", help="interactive model from the catalog")
     source.add_argument("--bundle", metavar="DIR", help="Deepgrow/DeepEdit bundle folder")
     parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="accept a bundle whose configs or scripts would run code not known to be safe",
+    )
+    parser.add_argument(
         "--initial", metavar="MASK", help="start from this label map's structure N, not nothing"
     )
     parser.add_argument(
@@ -86,6 +91,12 @@ def _refiner(args: argparse.Namespace, image):
     if args.bundle or args.model:
         from ctseg_gui.interactive.deep import refiner_for
 
+        if args.bundle and args.trust:
+            from pathlib import Path
+
+            from ctseg_gui.inference.trust import check_or_accept
+
+            check_or_accept(Path(args.bundle), trust=True, hint="")
         return refiner_for(image, bundle=args.bundle, model=args.model)
     from ctseg_gui.interactive.geodesic import GeodesicRefiner
 

@@ -105,7 +105,9 @@ def read_bundle_configs(root: Path, config_file: Path) -> tuple[dict, dict | Non
     if metadata.is_file():
         files.append(metadata)
     review = require_trusted(
-        root, files, hint="accept it in the model manager, or run it with --trust"
+        root,
+        files,
+        hint="review and accept it with Verify in the model manager, or run it with --trust",
     )
     contents = [review.configs[p.resolve().relative_to(root.resolve()).as_posix()] for p in files]
     for path, content in zip(files, contents, strict=True):

@@ -99,7 +99,25 @@ def verify(model_id: str, checked: list[str] | None = None) -> list[str]:
     folder = installed_path(model_id)
     if folder is None:
         return [f"model {model_id} is not installed"]
-    return _check_bundle(folder, model_id, checked=checked)
+    checked = [] if checked is None else checked
+    problems = _check_bundle(folder, model_id, checked=checked)
+    review = untrusted_review(folder)
+    if review is not None:
+        problems.append(f"not trusted: {review.summary()}")
+    elif not problems:
+        checked.append("configs and scripts: nothing runs that is not known to be safe or trusted")
+    return problems
+
+
+def untrusted_review(folder: Path):
+    """The trust review of an installed bundle that needs trust it does not have, else None."""
+    from ctseg_gui.inference.trust import parsed_config_files, review_bundle
+
+    try:
+        review = review_bundle(folder, parsed_config_files(folder))
+    except BundleError:
+        return None  # unreadable configs are reported by the file checks
+    return None if review.trusted else review
 
 
 def _manifest(model_id: str | None):

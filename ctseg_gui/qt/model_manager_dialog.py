@@ -318,7 +318,8 @@ class QtModelManagerDialog(QDialog):
 
         def work(report, cancelled):
             checked: list[str] = []
-            return row.model_id, manager.verify(row.model_id, checked), checked
+            problems = manager.verify(row.model_id, checked)
+            return row.model_id, problems, checked, manager.untrusted_review(row.path)
 
         return self._start("verify", f"Verifying {row.model_id}…", work)
 
@@ -363,7 +364,7 @@ class QtModelManagerDialog(QDialog):
             self._cancel.set()
             self._set_status("Cancelling…")
 
-    def ask_trust(self, review: BundleReview) -> bool:
+    def ask_trust(self, review: BundleReview, action: str = "install") -> bool:
         """Ask whether to trust a bundle that would run code not known to be safe.
 
         Lists what it would run and its checksum (:class:`~ctseg_gui.qt.trust_dialog.QtTrustDialog`).
@@ -374,7 +375,7 @@ class QtModelManagerDialog(QDialog):
             return False
         from ctseg_gui.qt.trust_dialog import ask_trust
 
-        return ask_trust(self, review, "install")
+        return ask_trust(self, review, action)
 
     def confirm(self, title: str, question: str) -> bool:
         """Ask a yes/no question (tests replace this when ``show_dialogs`` is off)."""
@@ -434,7 +435,14 @@ class QtModelManagerDialog(QDialog):
             self._on_untrusted(action, result)
             return
         if action == "verify":
-            model_id, problems, checked = result
+            model_id, problems, checked, untrusted = result
+            if untrusted is not None and self.ask_trust(untrusted, "run"):
+                # installed before trust was asked, or changed since: trusting it lets it run
+                from ctseg_gui.inference.trust import accept
+
+                accept(untrusted)
+                self.verify_selected()
+                return
             if problems:
                 self._report_error(
                     "Verification failed", f"{model_id}: " + "; ".join(problems), action

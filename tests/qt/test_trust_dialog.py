@@ -41,7 +41,7 @@ def manager_dialog(qtbot, data_dir):
 def test_install_asks_refused_then_accepted(qtbot, manager_dialog, hostile):
     bundle, mark = hostile
     asked = []
-    manager_dialog.ask_trust = lambda review: asked.append(review) or False
+    manager_dialog.ask_trust = lambda review, *how: asked.append(review) or False
     with qtbot.waitSignal(manager_dialog.task_finished, timeout=WAIT_MS) as blocker:
         assert manager_dialog.install_from(bundle)
     action, text = blocker.args
@@ -54,7 +54,7 @@ def test_install_asks_refused_then_accepted(qtbot, manager_dialog, hostile):
     assert manager.installed_path("colleague_bundle") is None and not mark.exists()
     assert not is_trusted(review.checksum)
 
-    manager_dialog.ask_trust = lambda review: asked.append(review) or True
+    manager_dialog.ask_trust = lambda review, *how: asked.append(review) or True
     with qtbot.waitSignal(manager_dialog.model_installed, timeout=WAIT_MS) as installed:
         assert manager_dialog.install_from(bundle)
     assert installed.args == ["colleague_bundle"] and len(asked) == 2
@@ -66,6 +66,31 @@ def test_install_asks_refused_then_accepted(qtbot, manager_dialog, hostile):
     with qtbot.waitSignal(manager_dialog.model_installed, timeout=WAIT_MS):
         assert manager_dialog.install_from(bundle)
     assert len(asked) == 2
+
+
+def test_verify_asks_again_after_a_change(qtbot, manager_dialog, hostile):
+    bundle, mark = hostile
+    manager_dialog.ask_trust = lambda review, *how: True
+    with qtbot.waitSignal(manager_dialog.model_installed, timeout=WAIT_MS):
+        manager_dialog.install_from(bundle)
+    config = manager.installed_path("colleague_bundle") / "configs" / "inference.json"
+    config.write_bytes(config.read_bytes() + b" ")  # one byte
+    asked = []
+    manager_dialog.ask_trust = lambda review, *how: asked.append((review, how)) or False
+    manager_dialog.select("colleague_bundle")
+    with qtbot.waitSignal(manager_dialog.task_finished, timeout=WAIT_MS) as blocker:
+        assert manager_dialog.verify_selected()
+    assert (
+        blocker.args[0] == "verify" and "not trusted: the bundle would run code" in blocker.args[1]
+    )
+    assert len(asked) == 1 and asked[0][1] == ("run",)
+    assert asked[0][0].checksum == review_bundle(config.parent.parent).checksum
+
+    manager_dialog.ask_trust = lambda review, *how: asked.append((review, how)) or True
+    with qtbot.waitSignal(manager_dialog.task_finished, timeout=WAIT_MS) as blocker:
+        assert manager_dialog.verify_selected()
+    qtbot.waitUntil(lambda: "OK" in manager_dialog.status_label.text(), timeout=WAIT_MS)
+    assert is_trusted(asked[-1][0].checksum) and not mark.exists()
 
 
 def test_trust_dialog_lists_what_would_run_and_the_checksum(qtbot, hostile, monkeypatch):
