@@ -147,3 +147,31 @@ def test_macros_from_other_files():
         "copies config from another file (/home/me/other.json)"
     ]
     assert check_macro("%configs/x.yaml#a")
+
+
+def test_review_of_a_bundle_folder(tmp_path):
+    import json
+
+    from ctseg_gui.inference.trust import review_bundle
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    config = {
+        "imports": ["$import os"],
+        "net": {"_target_": "UNet", "_mode_": "debug", "spatial_dims": 3},
+        "copied": "%/elsewhere/other.json#network",
+        "same_file": "%net",
+        "fine": "$os.path.join(@bundle_root, 'models')",
+    }
+    (configs / "inference.json").write_text(json.dumps(config))
+    (configs / "metadata.json").write_text(json.dumps({"version": "1", "x": "$os.getcwd()"}))
+    review = review_bundle(tmp_path)
+    found = {(f.file, f.where): f.reasons for f in review.findings}
+    assert found == {
+        ("configs/inference.json", "net#_mode_"): ("runs the Python debugger",),
+        ("configs/inference.json", "copied"): (
+            "copies config from another file (/elsewhere/other.json)",
+        ),
+        ("configs/metadata.json", "x"): ("uses os.getcwd",),
+    }
+    assert review.configs["configs/inference.json"] == config  # what the parser will get

@@ -272,7 +272,9 @@ def _monai_index() -> dict[str, tuple[str, ...]]:
         return {}
     root = list(spec.submodule_search_locations)[0]
     top = os.path.dirname(root)
-    defined = re.compile(r"^(?:class|def) (\w+)", re.M)
+    # Indented too: a function defined under a module-level ``try`` or ``if`` is found by
+    # MONAI's locator; methods found on the way only add candidates, which must all be safe.
+    defined = re.compile(r"^ {0,4}(?:class|def) (\w+)", re.M)
     alias = re.compile(r"^([A-Za-z]\w*(?:\s*=\s*[A-Za-z]\w*)+)\s*$", re.M)
     index: dict[str, list[str]] = {}
     for folder, dirs, files in os.walk(root):
