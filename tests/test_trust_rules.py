@@ -141,6 +141,16 @@ def test_targets():
     assert check_target("download_url", modules)
 
 
+def test_targets_without_monai_sources(monkeypatch):
+    # the frozen app keeps MONAI compiled in its archive: MONAI's own locator answers instead
+    from ctseg_gui.inference import _trust_rules
+
+    monkeypatch.setattr(_trust_rules, "_monai_index", lambda: {})
+    assert check_target("Spacingd", {}) == []
+    assert check_target("run_cmd", {}) == ["instantiates monai.utils.misc.run_cmd"]
+    assert check_target("NoSuchNet", {})  # nothing to check it against: ask
+
+
 def test_macros_from_other_files():
     assert check_macro("%train#postprocessing") == []  # the same config
     assert check_macro("%/home/me/other.json#network") == [

@@ -294,13 +294,28 @@ def _monai_index() -> dict[str, tuple[str, ...]]:
     return {k: tuple(dict.fromkeys(v)) for k, v in index.items()}
 
 
+def _located(name: str) -> tuple[str, ...]:
+    """Modules MONAI's own ComponentLocator finds ``name`` in (frozen app: no sources to read)."""
+    try:
+        import monai.bundle  # noqa: F401 - what ConfigParser has loaded when it locates targets
+        import monai.handlers  # noqa: F401
+        from monai.bundle.config_item import ComponentLocator
+    except ImportError:
+        return ()  # no MONAI here: nothing would run either; the caller asks
+    found = ComponentLocator().get_component_module_name(name)
+    return (found,) if isinstance(found, str) else tuple(found or ())
+
+
 def check_target(target: str, modules: dict[str, str]) -> list[str]:
     """Problems of a ``_target_`` name (a plain string; ``$`` targets are expressions)."""
     if target.startswith("@"):
         return []  # a reference: what it points at is checked where it is defined
     if "." not in target:
-        found = _monai_index().get(target)
+        index = _monai_index()
+        found = index.get(target) if index else _located(target)
         if not found:
+            if not index:  # MONAI's locator had no answer and there are no sources to read
+                return [f"instantiates {target} (not found among MONAI's classes to check)"]
             # MONAI looks short names up among its own classes and functions only: a name it
             # does not have fails to build ("cannot locate") and runs nothing.
             return []
