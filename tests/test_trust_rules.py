@@ -88,6 +88,10 @@ def test_zoo_ct_inference_configs_are_known_safe():
         ("torch", "uses the module torch"),  # a bare module could be handed to anything
         ("setattr(torch.backends.cudnn, 'enabled', False)", "uses setattr"),
         ("[x := 1]", "uses NamedExpr"),
+        (
+            "monai.data.PersistentDataset([], cache_dir='c', weights_only=False)",
+            "loads pickled data (weights_only=...)",
+        ),
     ],
 )
 def test_code_that_needs_trust(expression, reason):
@@ -172,6 +176,8 @@ def test_review_of_a_bundle_folder(tmp_path):
         "copied": "%/elsewhere/other.json#network",
         "same_file": "%net",
         "fine": "$os.path.join(@bundle_root, 'models')",
+        "reader": {"_target_": "NumpyReader", "allow_pickle": True},
+        "cache": {"_target_": "PersistentDataset", "data": [], "weights_only": True},
     }
     (configs / "inference.json").write_text(json.dumps(config))
     (configs / "metadata.json").write_text(json.dumps({"version": "1", "x": "$os.getcwd()"}))
@@ -183,5 +189,6 @@ def test_review_of_a_bundle_folder(tmp_path):
             "copies config from another file (/elsewhere/other.json)",
         ),
         ("configs/metadata.json", "x"): ("uses os.getcwd",),
+        ("configs/inference.json", "reader#allow_pickle"): ("loads pickled data",),
     }
     assert review.configs["configs/inference.json"] == config  # what the parser will get

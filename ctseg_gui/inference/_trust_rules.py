@@ -98,6 +98,8 @@ UNSAFE_WORDS = (
     "pickle", "marshal", "subprocess", "popen", "ctypes", "cpp_extension", "run_cmd",
     "optional_import", "load_submodules", "download", "torchscript", "shutil",
 )  # fmt: skip
+# Arguments that make a known-safe loader unpickle files (PersistentDataset, NumpyReader...).
+PICKLE_SWITCHES = {"weights_only": False, "allow_pickle": True}
 # Switches an expression may set with setattr(module, name, value).
 SETTABLE = {"torch.backends.cudnn": ("benchmark", "deterministic")}
 # Methods that reach attributes through format strings.
@@ -234,6 +236,9 @@ class _Checker(ast.NodeVisitor):
         self.visit(node.value)
 
     def visit_Call(self, node: ast.Call) -> None:
+        for keyword in node.keywords:
+            if pickle_switch(keyword.arg, getattr(keyword.value, "value", None)):
+                self.problems.append(f"loads pickled data ({keyword.arg}=...)")
         # The whole-body bundle's inference config turns on cuDNN's benchmark mode this way.
         if (
             isinstance(node.func, ast.Name)
@@ -324,6 +329,13 @@ def check_target(target: str, modules: dict[str, str]) -> list[str]:
     head, _, rest = target.partition(".")
     path = f"{modules[head]}.{rest}" if head in modules and not head.startswith("@") else target
     return [] if safe_path(path) else [f"instantiates {path}"]
+
+
+def pickle_switch(name: str | None, value) -> bool:
+    """Whether ``name=value`` turns on unpickling (``weights_only=False``, ``allow_pickle=True``)."""
+    if name not in PICKLE_SWITCHES or isinstance(value, str) and value.startswith("$"):
+        return name in PICKLE_SWITCHES  # an expression: cannot tell, so ask
+    return bool(value) == PICKLE_SWITCHES[name]
 
 
 def check_macro(value: str) -> list[str]:

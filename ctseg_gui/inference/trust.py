@@ -166,6 +166,9 @@ def _check(configs: dict[str, Any]) -> list[Finding]:
     findings = []
     for name, content in configs.items():
         for where, key, value in _walk(content, ""):
+            if rules.pickle_switch(key, value) and not str(value).startswith("@"):
+                findings.append(Finding(name, where, f"{key}: {value}", ("loads pickled data",)))
+                continue
             if not isinstance(value, str):
                 continue
             if key == "_mode_" and value == "debug":
