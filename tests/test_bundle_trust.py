@@ -235,3 +235,40 @@ def test_damaged_trust_store_trusts_nothing(tmp_path):
     assert not is_trusted(review.checksum)
     accept(review)  # and is rewritten whole
     assert is_trusted(review.checksum)
+
+
+def test_scripts_load_from_each_bundles_own_folder(tmp_path):
+    import importlib.util
+    import sys
+
+    import torch
+
+    from ctseg_gui.inference.bundle import get_network, load_plan
+
+    networks = {}
+    for name in ("first", "second"):
+        config = tiny_spleen_config()
+        config["network_def"]["_target_"] = "scripts.nets.TinyUNet"
+        scripts = {
+            "__init__.py": "",
+            "nets.py": f"from monai.networks.nets import UNet\n\n\nclass TinyUNet(UNet):\n    NAME = {name!r}\n",
+        }
+        bundle = write_bundle(tmp_path / name, config, scripts)
+        (bundle / f"beside_configs_{name}.py").write_text("raise SystemExit('imported')\n")
+        review = review_bundle(bundle)
+        assert [f.file for f in review.findings if f.file.startswith("scripts/")] == [
+            "scripts/__init__.py",
+            "scripts/nets.py",
+        ]
+        ref = resolve_model(bundle=bundle)
+        with pytest.raises(UntrustedBundleError):
+            load_plan(ref)
+        accept(review)
+        networks[name] = get_network(ref, load_plan(ref), torch.device("cpu"))
+        # only scripts/ is importable: nothing else in the bundle folder can shadow a module
+        assert importlib.util.find_spec(f"beside_configs_{name}") is None
+        assert str(bundle) not in sys.path
+        source = sys.modules[type(networks[name]).__module__].__file__
+        assert source.startswith(str(bundle / "scripts"))
+    # each bundle got its own scripts, not the first one's cached module
+    assert [type(n).NAME for n in networks.values()] == ["first", "second"]
