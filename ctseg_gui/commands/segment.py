@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust",
         action="store_true",
-        help="accept a --bundle whose configs or scripts would run code not known to be safe "
+        help="accept a bundle whose configs or scripts would run code not known to be safe "
         "(remembered for these exact files); without it such a bundle is refused",
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

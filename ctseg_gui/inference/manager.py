@@ -23,7 +23,13 @@ from pathlib import Path
 from ctseg_gui.core.errors import CtsegError
 from ctseg_gui.core.settings import user_data_dir
 from ctseg_gui.inference.errors import BundleError, JobCancelled, ModelNotFoundError
-from ctseg_gui.inference.trust import UntrustedBundleError, check_or_accept
+from ctseg_gui.inference.trust import (
+    BundleReview,
+    UntrustedBundleError,
+    check_or_accept,
+    parsed_config_files,
+    review_bundle,
+)
 
 INSTALL_RECORD = "ctseg-install.json"
 
@@ -109,10 +115,8 @@ def verify(model_id: str, checked: list[str] | None = None) -> list[str]:
     return problems
 
 
-def untrusted_review(folder: Path):
+def untrusted_review(folder: Path) -> BundleReview | None:
     """The trust review of an installed bundle that needs trust it does not have, else None."""
-    from ctseg_gui.inference.trust import parsed_config_files, review_bundle
-
     try:
         review = review_bundle(folder, parsed_config_files(folder))
     except BundleError:
