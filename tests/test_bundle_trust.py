@@ -222,6 +222,8 @@ def test_bundles_the_tests_build_run_without_a_question(tmp_path):
     for bundle in built:
         review = review_bundle(bundle)
         assert review.findings == [], (bundle, [f.line() for f in review.findings])
+    spleen = review_bundle(built[0])
+    assert {"datalist", "device", "network", "imports#0"} <= {f.where for f in spleen.known_safe}
 
 
 def test_damaged_trust_store_trusts_nothing(tmp_path):

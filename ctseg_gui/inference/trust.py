@@ -61,6 +61,7 @@ class BundleReview:
     checksum: str
     findings: list[Finding] = field(default_factory=list)
     configs: dict[str, Any] = field(default_factory=dict)  # bundle-relative path -> content
+    known_safe: list[Finding] = field(default_factory=list)  # runs too, without asking
 
     @property
     def needs_trust(self) -> bool:
@@ -161,9 +162,10 @@ def _imports(configs: dict[str, Any]) -> dict[str, str]:
     return bound
 
 
-def _check(configs: dict[str, Any]) -> list[Finding]:
+def _check(configs: dict[str, Any]) -> tuple[list[Finding], list[Finding]]:
+    """(not known to be safe, known-safe): every expression, import, target and macro."""
     modules = _imports(configs)
-    findings = []
+    findings, safe = [], []
     for name, content in configs.items():
         for where, key, value in _walk(content, ""):
             if rules.pickle_switch(key, value) and not str(value).startswith("@"):
@@ -186,7 +188,9 @@ def _check(configs: dict[str, Any]) -> list[Finding]:
                 continue
             if problems:
                 findings.append(Finding(name, where, value, tuple(problems)))
-    return findings
+            elif value.startswith("$") or key == "_target_":
+                safe.append(Finding(name, where, value, ()))
+    return findings, safe
 
 
 def review_bundle(root: str | Path, config_files: list[Path] | None = None) -> BundleReview:
@@ -214,12 +218,12 @@ def review_bundle(root: str | Path, config_files: list[Path] | None = None) -> B
         except OSError as error:
             raise BundleError(f"cannot read the config ({error.strerror})", path) from error
         configs[name] = _load(contents[name], name, root)
-    findings = _check(configs)
+    findings, safe = _check(configs)
     for path in _bundle_files(root):
         name = path.relative_to(root).as_posix()
         if name.startswith("scripts/"):
             findings.append(Finding(name, "", name, ("the bundle's own Python code",)))
-    return BundleReview(root, bundle_checksum(root, contents), findings, configs)
+    return BundleReview(root, bundle_checksum(root, contents), findings, configs, safe)
 
 
 def _store_path() -> Path:

@@ -51,13 +51,16 @@ class QtTrustDialog(QDialog):
         self.findings = QPlainTextEdit()
         self.findings.setReadOnly(True)
         self.findings.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        safe = "\n".join(f"{f.file} — {f.where}: {f.text}" for f in review.known_safe)
         self.findings.setPlainText(
-            "\n\n".join(
+            "NOT KNOWN TO BE SAFE\n\n"
+            + "\n\n".join(
                 f"{f.file}{' — ' + f.where if f.where else ''}\n"
                 + (f"    {f.text}\n" if f.text != f.file else "")
                 + f"    ({'; '.join(f.reasons)})"
                 for f in review.findings
             )
+            + (f"\n\nALSO RUNS, KNOWN TO BE SAFE\n\n{safe}" if safe else "")
         )
         self.checksum = QLabel(
             f"Bundle checksum (SHA-256 of its configs and scripts):<br><tt>{review.checksum}</tt>"

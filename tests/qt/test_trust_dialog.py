@@ -104,6 +104,10 @@ def test_trust_dialog_lists_what_would_run_and_the_checksum(qtbot, hostile, monk
     listed = dialog.findings.toPlainText()
     assert "configs/inference.json — network_def#spatial_dims" in listed
     assert "$__import__('os').system('touch" in listed and "(uses __import__)" in listed
+    # and everything else it would run, marked known-safe
+    assert "ALSO RUNS, KNOWN TO BE SAFE" in listed
+    assert "configs/inference.json — device: $torch.device('cuda:0' if" in listed
+    assert "network_def#_target_: UNet" in listed
     assert review.checksum in dialog.checksum.text()
     assert str(bundle) in dialog.intro.text() and "1 piece of code" in dialog.intro.text()
     assert dialog.trust_button.text() == "Trust and install"
