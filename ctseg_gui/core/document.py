@@ -77,6 +77,8 @@ class Document:
             raise RuntimeError("open an image before applying a result")
         for entry in result.table:
             self.labels.table.entries[entry.value] = entry
+        if result.provenance is not None:
+            self.labels.provenance = result.provenance
         changed = self.editor.replace_all(np.asarray(result.array), description)
         self.table_changed.emit()
         return changed
