@@ -297,6 +297,24 @@ def load_series(entry: DicomSeries) -> Volume:
         from ctseg_gui.io._multiframe import load_multiframe
 
         return load_multiframe(entry)
+    grid, slices = series_grid(entry)
+    try:
+        array = _decode_slices([str(s.path) for s in slices])
+    except RuntimeError as error:
+        raise _first_undecodable(slices, entry, error) from error
+    if array.shape != grid.array.shape:
+        raise ImageReadError(f"decoded shape {array.shape} does not match the headers", folder)
+    return grid.with_array(array)
+
+
+def series_grid(entry: DicomSeries) -> tuple[Volume, list[DicomSlice]]:
+    """The checked geometry of a classic series, without decoding a pixel.
+
+    Returns a :class:`Volume` whose array is a zero-stride stand-in of the right shape, and the
+    slices in volume order (``array[k]`` is ``slices[k]``). Raises :class:`ImageReadError` for
+    the problems :func:`load_series` refuses.
+    """
+    folder = entry.folder
     if entry.pixel_spacing is None:
         raise ImageReadError(f"series {entry.uid} has no PixelSpacing: voxel size unknown", folder)
     missing = [s.path.name for s in entry.slices if s.position is None or s.orientation is None]
@@ -332,23 +350,14 @@ def load_series(entry: DicomSeries) -> Volume:
     direction = np.column_stack([row, column, normal])
     # DICOM PixelSpacing is (between rows, between columns) = (j, i) spacing.
     spacing = (entry.pixel_spacing[1], entry.pixel_spacing[0], slice_step)
-    try:
-        array = _decode_slices([str(s.path) for s in slices])
-    except RuntimeError as error:
-        raise _first_undecodable(slices, entry, error) from error
-    if array.shape != (len(slices), entry.rows, entry.columns):
-        raise ImageReadError(f"decoded shape {array.shape} does not match the headers", folder)
-    volume = Volume(array, spacing)
-    volume.spacing = tuple(float(v) for v in spacing)
-    volume.origin = tuple(float(v) for v in positions[0])
-    volume.direction = direction
-    volume.metadata = {
+    stand_in = np.broadcast_to(np.int16(0), (len(slices), entry.rows, entry.columns))
+    metadata = {
         **entry.describe(),
         "source": str(folder),
         "format": "DICOM",
         "files": [str(s.path) for s in slices],
     }
-    return volume
+    return Volume(stand_in, spacing, tuple(positions[0]), direction, metadata), slices
 
 
 def _decode_slices(files: list[str]) -> np.ndarray:
