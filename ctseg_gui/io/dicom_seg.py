@@ -72,7 +72,7 @@ def export_seg(
     automatic = "SEMIAUTOMATIC" if (record.clicks or record.edits) else "AUTOMATIC"
     descriptions = []
     for number, value in enumerate(values, start=1):
-        entry = labels.table[value] if value in labels.table else None
+        entry = labels.table.entries.get(value)
         name = entry.name if entry else f"label {value}"
         descriptions.append(
             hd.seg.SegmentDescription(

@@ -61,7 +61,7 @@ def export_rtstruct(
     for value, box in zip(values, _slabs(labels.array, values), strict=True):
         mask = np.zeros(labels.array.shape, dtype=bool)
         mask[box] = labels.array[box] == value
-        entry = labels.table[value] if value in labels.table else None
+        entry = labels.table.entries.get(value)
         rt.add_roi(
             mask=mask.transpose(1, 2, 0),
             color=list(entry.color) if entry else None,
