@@ -82,6 +82,7 @@ class DicomSeries:
     pixel_spacing: tuple[float, float] | None = None
     sop_class_uid: str = ""
     slices: list[DicomSlice] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # files of the series we could not use
 
     @property
     def folder(self) -> Path:
@@ -145,20 +146,30 @@ def scan_folder(folder: str | Path) -> list[DicomSeries]:
         raise ImageReadError("is empty: no files to load", folder)
     series: dict[str, DicomSeries] = {}
     damaged: list[ImageReadError] = []
+    bad_headers: dict[str, list[ImageReadError]] = {}
     for path in files:
         if path.name.upper() == "DICOMDIR" or not is_dicom_file(path):
             continue
         try:
-            header = read_header(path)
-            if "Rows" not in header:  # structured reports, presentation states: no pixels
-                continue
-            uid = _series_key(path, header)
-            entry = series.get(uid) or _series_from_header(uid, header)
-            entry.slices.append(_slice_from_header(path, header))
+            header = _parse_header(path)
         except ImageReadError as error:  # one damaged file must not hide the other series
             damaged.append(error)
             continue
+        if "Rows" not in header:  # structured reports, presentation states: no pixels
+            continue
+        uid = _series_key(path, header)
+        try:
+            entry = series.get(uid) or _series_from_header(uid, header, path)
+            entry.slices.append(_slice_from_header(path, header))
+        except ImageReadError as error:
+            bad_headers.setdefault(uid, []).append(error)
+            continue
         series[uid] = entry
+    for uid, errors in bad_headers.items():
+        if uid in series:  # loading it would silently drop slices: load_series refuses
+            series[uid].damaged = [str(e) for e in errors]
+        else:
+            damaged.extend(errors)
     if not series:
         detail = f"; {len(damaged)} damaged DICOM file(s), e.g. {damaged[0]}" if damaged else ""
         raise ImageReadError(
@@ -176,18 +187,22 @@ def read_header(path: str | Path):
         When pydicom cannot parse the file, or a value the series geometry depends on is
         malformed (e.g. ``NumberOfFrames`` of ``'1A'``: an integer string that is no integer).
     """
+    header = _parse_header(path)
+    if "Rows" in header:
+        _slice_from_header(Path(path), header)
+        _series_from_header("", header, Path(path))
+    return header
+
+
+def _parse_header(path: str | Path):
     import pydicom
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+            return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
     except Exception as error:  # noqa: BLE001 - any parse failure means "not a usable file"
         raise ImageReadError(f"damaged DICOM file ({error})", path) from error
-    if "Rows" in header:
-        _slice_from_header(Path(path), header)
-        _series_from_header("", header, Path(path))
-    return header
 
 
 def _number(header, keyword: str, path: Path | None, kind=int):
@@ -204,8 +219,9 @@ def _number(header, keyword: str, path: Path | None, kind=int):
         numbers = [kind(v) for v in values]
     except (TypeError, ValueError):
         expected = "an integer" if kind is int else "numbers"
+        shown = "\\".join(str(v) for v in values)
         raise ImageReadError(
-            f"malformed {keyword} value {str(element)!r} in the DICOM header ({expected} expected)",
+            f"malformed {keyword} value {shown!r} in the DICOM header ({expected} expected)",
             path,
         ) from None
     return numbers if keyword in _MULTI_VALUED else numbers[0]
@@ -291,6 +307,12 @@ def load_series(entry: DicomSeries) -> Volume:
     by :mod:`ctseg_gui.io._multiframe` with the same checks.
     """
     folder = entry.folder
+    if entry.damaged:
+        raise ImageReadError(
+            f"series {entry.uid} has {len(entry.damaged)} file(s) with damaged headers (e.g. "
+            f"{entry.damaged[0]}); loading the rest would drop slices",
+            folder,
+        )
     single_file = len(entry.slices) == 1
     enhanced = entry.sop_class_uid in ENHANCED_SOP_CLASSES
     if (enhanced and single_file) or any(s.frames > 1 for s in entry.slices):
