@@ -113,3 +113,12 @@ def test_enhanced_file_frames_shuffled_are_sorted_by_position(enhanced_ct, tmp_p
     shuffled = tmp_path / "shuffled.dcm"
     dataset.save_as(shuffled)
     np.testing.assert_array_equal(read_image(shuffled).array, read_image(classic_folder).array)
+
+
+def test_position_with_too_few_values_is_refused_naming_the_file(dicom_copy):
+    first = sorted(dicom_copy.iterdir())[0]
+    dataset = pydicom.dcmread(first)
+    dataset.ImagePositionPatient = dataset.ImagePositionPatient[:2]
+    dataset.save_as(first)
+    with pytest.raises(ImageReadError, match="malformed ImagePositionPatient: 2 value"):
+        read_image(first)

@@ -224,10 +224,17 @@ def _number(header, keyword: str, path: Path | None, kind=int):
             f"malformed {keyword} value {shown!r} in the DICOM header ({expected} expected)",
             path,
         ) from None
-    return numbers if keyword in _MULTI_VALUED else numbers[0]
+    if keyword not in _MULTI_VALUED:
+        return numbers[0]
+    if len(numbers) != _MULTI_VALUED[keyword]:
+        raise ImageReadError(
+            f"malformed {keyword}: {len(numbers)} value(s) where {_MULTI_VALUED[keyword]} belong",
+            path,
+        )
+    return numbers
 
 
-_MULTI_VALUED = {"PixelSpacing", "ImagePositionPatient", "ImageOrientationPatient"}
+_MULTI_VALUED = {"PixelSpacing": 2, "ImagePositionPatient": 3, "ImageOrientationPatient": 6}
 
 
 def _series_key(path: Path, header) -> str:
