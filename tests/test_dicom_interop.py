@@ -96,6 +96,29 @@ def test_rtstruct_contours_rasterise_back_to_each_structure(organs, series_dir, 
     _dciodvfy_clean(path)
 
 
+def test_rtstruct_coordinates_fit_their_value_representation(series_dir, tmp_path):
+    """With 0.7 mm pixels, coordinates are float sums (2.0999999999999996): DS takes 16 chars."""
+    odd = tmp_path / "odd"
+    shutil.copytree(series_dir, odd)
+    for path in odd.iterdir():
+        dataset = pydicom.dcmread(path)
+        dataset.PixelSpacing = ["0.7", "0.7"]
+        dataset.save_as(path)
+    grid = referenced_series(odd).grid
+    path = export_rtstruct(organ_labels(grid), odd, tmp_path / "rt.dcm")
+    dataset = pydicom.dcmread(path)
+    written = [
+        str(value)
+        for roi in dataset.ROIContourSequence
+        for contour in roi.ContourSequence
+        for value in contour.ContourData
+    ]
+    assert written and max(len(text) for text in written) <= 16
+    mask = rasterise_rtstruct(dataset, 1, grid)
+    assert dice(mask, organ_labels(grid).array == organ_labels(grid).present_values()[0]) >= 0.95
+    _dciodvfy_clean(path)
+
+
 def test_every_export_records_provenance(series_dir, series, tmp_path):
     from ctseg_gui.core.history import LabelEditor
     from ctseg_gui.inference import segment_volume

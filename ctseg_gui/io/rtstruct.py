@@ -6,8 +6,9 @@ mask back) and builds the structure set. We hand it the headers in our slice ord
 letting it load the folder itself: its loader decodes every pixel of every file under the folder
 (any series) just to sort them. Two fixes on top: rt-utils multiplies column indices by
 ``PixelSpacing[0]`` (the row spacing), so it gets headers with the two spacings swapped, which
-is exact for non-square pixels too; and its placeholder equipment and observation texts are
-replaced by ours, with the provenance record as JSON in the Structure Set Description.
+is exact for non-square pixels too; its contour coordinates are rounded to 0.1 micrometre to fit
+the 16 characters of DS; and its placeholder equipment and observation texts are replaced by
+ours, with the provenance record as JSON in the Structure Set Description.
 """
 
 from __future__ import annotations
@@ -130,6 +131,11 @@ def _finish(ds, record: Provenance, series: ReferencedSeries) -> None:
         observation.RTROIInterpretedType = "ORGAN"
         if "ROIObservationDescription" in observation:
             del observation.ROIObservationDescription
+    for roi in ds.ROIContourSequence:
+        for contour in roi.get("ContourSequence", []):
+            # rt-utils hands pydicom full float reprs (-164.59442174434662); DS allows 16
+            # characters. 0.1 micrometre is far below any voxel.
+            contour.ContourData = [round(float(v), 4) for v in contour.ContourData]
     generation = f"{record.algorithm_name} {record.model_version}".strip()[:64]
     for roi in ds.StructureSetROISequence:
         roi.ROIGenerationDescription = generation
