@@ -13,7 +13,7 @@ GUI_PKGS := libgl1 libegl1 libopengl0 libgl1-mesa-dri libglib2.0-0 libdbus-1-3 l
 	libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
 	libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-xfixes0 \
 	libxrender1 libxi6 libxext6 libsm6 libice6 libx11-xcb1
-TEST_PKGS := $(GUI_PKGS) xvfb xauth
+TEST_PKGS := $(GUI_PKGS) xvfb xauth dicom3tools
 XVFB := xvfb-run -a -s "-screen 0 1920x1080x24"
 
 .PHONY: run test lint format bench sysdeps-gui sysdeps-test venv clean package package-test

@@ -22,6 +22,9 @@ COMMANDS = {
     "models": ("models", "list, install, verify or remove models"),
     "stats": ("stats", "volume and HU statistics per structure of a label map, as CSV"),
     "worker": ("worker", "internal: the compute worker process the app starts for model jobs"),
+    "export-seg": ("export_seg", "write a label map as a DICOM SEG referencing its CT series"),
+    "export-rtstruct": ("export_rtstruct", "write a label map as a DICOM RTSTRUCT (contours)"),
+    "import-seg": ("import_seg", "read a DICOM SEG back onto its series as a label map"),
     "clicks-eval": (
         "clicks_eval",
         "simulated click refinement of one structure: Dice and latency per click",

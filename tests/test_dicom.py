@@ -123,16 +123,6 @@ def test_slightly_uneven_spacing_loads_with_warning(dicom_copy):
     assert volume.size == (512, 512, 20)
 
 
-def test_enhanced_multiframe_refused(dicom_copy):
-    def enhance(ds, index):
-        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
-        ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
-
-    edit_files(dicom_copy, enhance)
-    with pytest.raises(ImageReadError, match="Enhanced CT multi-frame"):
-        read_image(dicom_copy)
-
-
 def test_several_series_listed_and_largest_ct_chosen(tmp_path, dicom_series):
     ct = tmp_path / "study" / "ct"
     mr = tmp_path / "study" / "mr"

@@ -58,6 +58,9 @@ class Document:
         """Make ``volume`` the open image with an empty label map."""
         self.image = volume
         self.path = Path(path) if path else None
+        # The old labels lie on the old grid: views that redraw on image_loaded must not cut
+        # them with the new image's geometry (an IndexError when the new image is larger).
+        self.labels = self.editor = None
         self.image_loaded.emit(volume)
         self._attach(_empty_labels(volume), None)
 
@@ -77,6 +80,8 @@ class Document:
             raise RuntimeError("open an image before applying a result")
         for entry in result.table:
             self.labels.table.entries[entry.value] = entry
+        if result.provenance is not None:
+            self.labels.provenance = result.provenance
         changed = self.editor.replace_all(np.asarray(result.array), description)
         self.table_changed.emit()
         return changed

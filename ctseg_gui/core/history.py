@@ -6,6 +6,7 @@ on a 512 x 512 x 400 map costs kilobytes, and a whole model result costs its own
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,6 +148,7 @@ class LabelEditor:
             return False
         step = self._undo.pop()
         self.labels.array[step.region] = step.before
+        self._count(step, -1)
         self._redo.append(step)
         self.changed.emit(step.region)
         self.history_changed.emit()
@@ -158,6 +160,7 @@ class LabelEditor:
             return False
         step = self._redo.pop()
         self.labels.array[step.region] = step.after
+        self._count(step, 1)
         self._undo.append(step)
         self.changed.emit(step.region)
         self.history_changed.emit()
@@ -180,7 +183,15 @@ class LabelEditor:
         self._saved_marker = self._undo[-1] if self._undo else None
         self.history_changed.emit()
 
+    def _count(self, step: EditStep, change: int) -> None:
+        # The provenance of exports summarises clicks and edits from this tally; it outlives
+        # the undo stack, which drops its oldest steps.
+        if self.labels.edit_tally is None:
+            self.labels.edit_tally = Counter()
+        self.labels.edit_tally[step.description] += change
+
     def _push(self, step: EditStep) -> None:
+        self._count(step, 1)
         self._undo.append(step)
         if len(self._undo) > self.max_steps:
             del self._undo[0]

@@ -7,6 +7,7 @@ plus a :class:`LabelTable` saying what each value means and how it is drawn.
 from __future__ import annotations
 
 import colorsys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ctseg_gui.core.errors import GeometryMismatchError
+from ctseg_gui.core.provenance import Provenance
 from ctseg_gui.core.volume import Volume, grid_differences
 
 # Colours for the first labels are the ones radiologists know from other tools; after that we walk
@@ -136,7 +138,19 @@ class LabelMap:
         The image whose grid the labels lie on (its geometry is shared, not copied).
     table
         Names and colours; values present in ``array`` but missing here get generic entries.
+
+    Attributes
+    ----------
+    provenance
+        What made the labels (set where a model runs), or None; exports complete and write it.
+    edit_tally
+        Edit steps by description (``"paint"``, ``"positive click"``...), kept by
+        :class:`~ctseg_gui.core.history.LabelEditor` (undone steps are taken off).
     """
+
+    # Class defaults so maps built with __new__ (Document's empty map) have them too.
+    provenance: Provenance | None = None
+    edit_tally: Counter[str] | None = None
 
     def __init__(self, array: np.ndarray, image: Volume, table: LabelTable | None = None) -> None:
         if array.shape != image.array.shape:
@@ -148,6 +162,8 @@ class LabelMap:
         self.array = array
         self.image = image
         self.table = table if table is not None else LabelTable()
+        self.provenance = None
+        self.edit_tally = Counter()
         # A max is a tenth of the cost of counting a 512 x 512 x 400 map; count only when some
         # value up to it may lack a table entry.
         top = int(array.max()) if array.size else 0

@@ -174,8 +174,11 @@ def segment_volume(
         model = resolve_model(model)
     if model.builtin:
         from ctseg_gui.inference.ct_tissues import segment_ct_tissues
+        from ctseg_gui.inference.provenance import model_provenance
 
-        return segment_ct_tissues(volume, progress=progress, cancelled=cancelled)
+        labels = segment_ct_tissues(volume, progress=progress, cancelled=cancelled)
+        labels.provenance = model_provenance(model, "cpu", "fp32", backend="numpy")
+        return labels
     import torch
 
     target = resolve_device(device)
@@ -248,13 +251,14 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
             out_channels * image[0].numel() * 4 <= PROBABILITY_BUDGET_BYTES
         )
     started = time.perf_counter()
+    arithmetic = autocast_dtype(device, precision, plan.amp)
     labels, probs = sliding_window_labels(
         image,
         network,
         settings,
         keep_probabilities=keep,
         activation=plan.activation,
-        autocast_dtype=autocast_dtype(device, precision, plan.amp),
+        autocast_dtype=arithmetic,
         progress=lambda f: report("inference", f),
         cancelled=cancelled,
         out_channels=out_channels,
@@ -275,7 +279,11 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
     array = np.ascontiguousarray(result.transpose(2, 1, 0))
     top = int(array.max()) if array.size else 0
     array = array.astype(smallest_label_dtype(max(top, 1)), copy=False)
-    return LabelMap(array, volume, label_table_for(ref, plan))
+    from ctseg_gui.inference.provenance import model_provenance
+
+    labels = LabelMap(array, volume, label_table_for(ref, plan))
+    labels.provenance = model_provenance(ref, device, precision, arithmetic)
+    return labels
 
 
 def torch_float32():

@@ -82,6 +82,7 @@ class DicomSeries:
     pixel_spacing: tuple[float, float] | None = None
     sop_class_uid: str = ""
     slices: list[DicomSlice] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # files of the series we could not use
 
     @property
     def folder(self) -> Path:
@@ -134,7 +135,6 @@ def scan_folder(folder: str | Path) -> list[DicomSeries]:
     ImageReadError
         When the folder does not exist, is empty, or holds no DICOM image files.
     """
-    import pydicom
 
     folder = Path(folder)
     if not folder.exists():
@@ -145,30 +145,96 @@ def scan_folder(folder: str | Path) -> list[DicomSeries]:
     if not files:
         raise ImageReadError("is empty: no files to load", folder)
     series: dict[str, DicomSeries] = {}
-    unreadable = 0
+    damaged: list[ImageReadError] = []
+    bad_headers: dict[str, list[ImageReadError]] = {}
     for path in files:
         if path.name.upper() == "DICOMDIR" or not is_dicom_file(path):
             continue
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
-        except Exception:  # noqa: BLE001 - any parse failure means "not a usable file"
-            unreadable += 1
+            header = _parse_header(path)
+        except ImageReadError as error:  # one damaged file must not hide the other series
+            damaged.append(error)
             continue
-        uid = _series_key(path, header)
         if "Rows" not in header:  # structured reports, presentation states: no pixels
             continue
-        entry = series.get(uid)
-        if entry is None:
-            entry = series[uid] = _series_from_header(uid, header)
-        entry.slices.append(_slice_from_header(path, header))
+        uid = _series_key(path, header)
+        try:
+            entry = series.get(uid) or _series_from_header(uid, header, path)
+            entry.slices.append(_slice_from_header(path, header))
+        except ImageReadError as error:
+            bad_headers.setdefault(uid, []).append(error)
+            continue
+        series[uid] = entry
+    for uid, errors in bad_headers.items():
+        if uid in series:  # loading it would silently drop slices: load_series refuses
+            series[uid].damaged = [str(e) for e in errors]
+        else:
+            damaged.extend(errors)
     if not series:
-        detail = f"; {unreadable} damaged DICOM file(s)" if unreadable else ""
+        detail = f"; {len(damaged)} damaged DICOM file(s), e.g. {damaged[0]}" if damaged else ""
         raise ImageReadError(
             f"no DICOM image series found among {len(files)} file(s){detail}", folder
         )
     return sorted(series.values(), key=lambda s: (s.modality != "CT", -s.number_of_slices))
+
+
+def read_header(path: str | Path):
+    """The header facts of one DICOM file (no pixels), checked so a series can be built.
+
+    Raises
+    ------
+    ImageReadError
+        When pydicom cannot parse the file, or a value the series geometry depends on is
+        malformed (e.g. ``NumberOfFrames`` of ``'1A'``: an integer string that is no integer).
+    """
+    header = _parse_header(path)
+    if "Rows" in header:
+        _slice_from_header(Path(path), header)
+        _series_from_header("", header, Path(path))
+    return header
+
+
+def _parse_header(path: str | Path):
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+    except Exception as error:  # noqa: BLE001 - any parse failure means "not a usable file"
+        raise ImageReadError(f"damaged DICOM file ({error})", path) from error
+
+
+def _number(header, keyword: str, path: Path | None, kind=int):
+    """A numeric header value (a list for multi-valued ones), None when absent or empty.
+
+    pydicom keeps malformed IS/DS strings as raw text (it only warns); converting them here
+    turns them into one clear error instead of a ValueError deep in the loader.
+    """
+    element = header.get(keyword)
+    if element is None or element == "":
+        return None
+    values = [element] if isinstance(element, (str, int, float)) else list(element)
+    try:
+        numbers = [kind(v) for v in values]
+    except (TypeError, ValueError):
+        expected = "an integer" if kind is int else "numbers"
+        shown = "\\".join(str(v) for v in values)
+        raise ImageReadError(
+            f"malformed {keyword} value {shown!r} in the DICOM header ({expected} expected)",
+            path,
+        ) from None
+    if keyword not in _MULTI_VALUED:
+        return numbers[0]
+    if len(numbers) != _MULTI_VALUED[keyword]:
+        raise ImageReadError(
+            f"malformed {keyword}: {len(numbers)} value(s) where {_MULTI_VALUED[keyword]} belong",
+            path,
+        )
+    return numbers
+
+
+_MULTI_VALUED = {"PixelSpacing": 2, "ImagePositionPatient": 3, "ImageOrientationPatient": 6}
 
 
 def _series_key(path: Path, header) -> str:
@@ -185,9 +251,12 @@ def _text(header, keyword: str) -> str:
     return str(value) if value is not None else ""
 
 
-def _series_from_header(uid: str, header) -> DicomSeries:
-    spacing = header.get("PixelSpacing")
-    number = header.get("SeriesNumber")
+def _series_from_header(uid: str, header, path: Path | None = None) -> DicomSeries:
+    spacing = _number(header, "PixelSpacing", path, float)
+    try:
+        number = _number(header, "SeriesNumber", path)
+    except ImageReadError:  # only shown in listings; a bad one does not stop loading
+        number = None
     return DicomSeries(
         uid=uid,
         modality=_text(header, "Modality"),
@@ -195,7 +264,7 @@ def _series_from_header(uid: str, header) -> DicomSeries:
         patient_id=_text(header, "PatientID"),
         study_description=_text(header, "StudyDescription"),
         series_description=_text(header, "SeriesDescription"),
-        series_number=int(number) if number not in (None, "") else None,
+        series_number=number,
         study_date=_text(header, "StudyDate"),
         rows=int(header.get("Rows", 0)),
         columns=int(header.get("Columns", 0)),
@@ -206,16 +275,19 @@ def _series_from_header(uid: str, header) -> DicomSeries:
 
 
 def _slice_from_header(path: Path, header) -> DicomSlice:
-    position = header.get("ImagePositionPatient")
-    orientation = header.get("ImageOrientationPatient")
-    frames = header.get("NumberOfFrames")
-    instance = header.get("InstanceNumber")
+    position = _number(header, "ImagePositionPatient", path, float)
+    orientation = _number(header, "ImageOrientationPatient", path, float)
+    frames = _number(header, "NumberOfFrames", path)
+    try:
+        instance = _number(header, "InstanceNumber", path)
+    except ImageReadError:  # only orders slices with equal positions; not worth refusing
+        instance = None
     return DicomSlice(
         path=path,
-        position=tuple(float(v) for v in position) if position else None,
-        orientation=tuple(float(v) for v in orientation) if orientation else None,
-        frames=int(frames) if frames not in (None, "") else 1,
-        instance=int(instance) if instance not in (None, "") else 0,
+        position=tuple(position) if position else None,
+        orientation=tuple(orientation) if orientation else None,
+        frames=frames if frames is not None else 1,
+        instance=instance or 0,
         shape=(int(header.get("Rows", 0)), int(header.get("Columns", 0))),
     )
 
@@ -238,16 +310,40 @@ def load_series(entry: DicomSeries) -> Volume:
 
     Loads with a :class:`CtsegWarning` for slightly uneven slice spacing; refuses (with
     :class:`ImageReadError`) missing slices, strongly uneven spacing, duplicate positions, mixed
-    orientations, gantry tilt and enhanced multi-frame files.
+    orientations and gantry tilt. Enhanced multi-frame files (one file, many frames) are read
+    by :mod:`ctseg_gui.io._multiframe` with the same checks.
     """
     folder = entry.folder
-    if entry.sop_class_uid in ENHANCED_SOP_CLASSES or any(s.frames > 1 for s in entry.slices):
-        kind = ENHANCED_SOP_CLASSES.get(entry.sop_class_uid, "multi-frame")
+    if entry.damaged:
         raise ImageReadError(
-            f"series {entry.uid} is an {kind} multi-frame file; this version reads classic "
-            "one-slice-per-file series only (export it from the PACS as classic CT images)",
+            f"series {entry.uid} has {len(entry.damaged)} file(s) with damaged headers (e.g. "
+            f"{entry.damaged[0]}); loading the rest would drop slices",
             folder,
         )
+    single_file = len(entry.slices) == 1
+    enhanced = entry.sop_class_uid in ENHANCED_SOP_CLASSES
+    if (enhanced and single_file) or any(s.frames > 1 for s in entry.slices):
+        from ctseg_gui.io._multiframe import load_multiframe
+
+        return load_multiframe(entry)
+    grid, slices = series_grid(entry)
+    try:
+        array = _decode_slices([str(s.path) for s in slices])
+    except RuntimeError as error:
+        raise _first_undecodable(slices, entry, error) from error
+    if array.shape != grid.array.shape:
+        raise ImageReadError(f"decoded shape {array.shape} does not match the headers", folder)
+    return grid.with_array(array)
+
+
+def series_grid(entry: DicomSeries) -> tuple[Volume, list[DicomSlice]]:
+    """The checked geometry of a classic series, without decoding a pixel.
+
+    Returns a :class:`Volume` whose array is a zero-stride stand-in of the right shape, and the
+    slices in volume order (``array[k]`` is ``slices[k]``). Raises :class:`ImageReadError` for
+    the problems :func:`load_series` refuses.
+    """
+    folder = entry.folder
     if entry.pixel_spacing is None:
         raise ImageReadError(f"series {entry.uid} has no PixelSpacing: voxel size unknown", folder)
     missing = [s.path.name for s in entry.slices if s.position is None or s.orientation is None]
@@ -283,23 +379,14 @@ def load_series(entry: DicomSeries) -> Volume:
     direction = np.column_stack([row, column, normal])
     # DICOM PixelSpacing is (between rows, between columns) = (j, i) spacing.
     spacing = (entry.pixel_spacing[1], entry.pixel_spacing[0], slice_step)
-    try:
-        array = _decode_slices([str(s.path) for s in slices])
-    except RuntimeError as error:
-        raise _first_undecodable(slices, entry, error) from error
-    if array.shape != (len(slices), entry.rows, entry.columns):
-        raise ImageReadError(f"decoded shape {array.shape} does not match the headers", folder)
-    volume = Volume(array, spacing)
-    volume.spacing = tuple(float(v) for v in spacing)
-    volume.origin = tuple(float(v) for v in positions[0])
-    volume.direction = direction
-    volume.metadata = {
+    stand_in = np.broadcast_to(np.int16(0), (len(slices), entry.rows, entry.columns))
+    metadata = {
         **entry.describe(),
         "source": str(folder),
         "format": "DICOM",
         "files": [str(s.path) for s in slices],
     }
-    return volume
+    return Volume(stand_in, spacing, tuple(positions[0]), direction, metadata), slices
 
 
 def _decode_slices(files: list[str]) -> np.ndarray:

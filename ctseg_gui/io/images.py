@@ -55,6 +55,7 @@ def read_image(path: str | Path, series_uid: str | None = None) -> Volume:
     if path.is_dir():
         return dicom.load_series(dicom.choose_series(dicom.scan_folder(path), series_uid))
     if dicom.is_dicom_file(path):
+        dicom.read_header(path)  # this file's own problem, named, before its folder's
         series = dicom.scan_folder(path.parent)
         uid = series_uid or _series_uid_of(path)
         return dicom.load_series(dicom.choose_series(series, uid))

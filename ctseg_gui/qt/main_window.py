@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from ctseg_gui.core.document import Document
 from ctseg_gui.core.viewer_state import VIEW_NAMES, ViewerState
-from ctseg_gui.qt import recent
+from ctseg_gui.qt import dicom_actions, recent
 from ctseg_gui.qt.click_tool import QtClickTool
 from ctseg_gui.qt.edit_controls import install_edit_controls
 from ctseg_gui.qt.label_panel import QtLabelPanel
@@ -110,6 +110,7 @@ class QtMainWindow(QMainWindow):
         build_menus(self)
         self._bridge = None  # the compute bridge when there is no model panel to share
         self.edit_controls = install_edit_controls(self)
+        dicom_actions.install(self)  # File > Open DICOM SEG, File > Export > SEG / RTSTRUCT
         self.setAcceptDrops(True)
 
         self.loader.busy.connect(self._on_loader_busy)

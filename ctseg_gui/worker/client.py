@@ -165,6 +165,7 @@ class ComputeClient:
         happens to the worker.
         """
         from ctseg_gui.core.labels import LabelMap, LabelTable
+        from ctseg_gui.core.provenance import Provenance
         from ctseg_gui.worker.jobs import volume_params
 
         params = {
@@ -179,7 +180,10 @@ class ComputeClient:
 
         def finish(result: JobResult) -> LabelMap:
             table = LabelTable.from_json(result.info.get("table", {}))
-            return LabelMap(result.arrays["labels"], volume, table)
+            labels = LabelMap(result.arrays["labels"], volume, table)
+            if result.info.get("provenance"):
+                labels.provenance = Provenance.from_json(result.info["provenance"])
+            return labels
 
         return self.submit(
             "segment", params, {"image": volume.array}, on_event=on_event, finish=finish

@@ -84,6 +84,8 @@ def segment(
         cancelled=cancelled,
     )
     info = {"table": labels.table.to_json(), "model": ref.name}
+    if labels.provenance is not None:
+        info["provenance"] = labels.provenance.to_json()
     return {"labels": labels.array}, info
 
 
