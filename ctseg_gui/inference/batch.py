@@ -283,5 +283,7 @@ def format_table(results: list[CaseResult], load_seconds: float | None = None) -
         lines.append(row("mean", [v / len(done) for v in sums] + [sum(sums) / len(done)]))
         lines.append(row("total", [*sums, sum(sums)]))
     if load_seconds is not None:
-        lines.append(f"model load (once for the batch: libraries, bundle, network): {load_seconds:.3f} s")
+        lines.append(
+            f"model load (once for the batch: libraries, bundle, network): {load_seconds:.3f} s"
+        )
     return "\n".join(lines)
