@@ -1,0 +1,151 @@
+"""Benchmark: one ``ctseg segment FOLDER`` run against five single-CT ``ctseg segment`` runs.
+
+Five CTs: the two tests/data NIfTI CTs as stored, the tests/data DICOM series (a series folder
+case), and the two NIfTI CTs resampled onto finer grids (SimpleITK, linear). The model is the
+spleen_ct_segmentation-style bundle of tests/bundles.py (UNet 16-256, 96^3 windows, fixed-seed
+weights). Each command runs as its own subprocess, so wall times include start-up (imports,
+bundle parsing, weights) as a user pays it. Both ways run in this one benchmark run, on the same
+machine state; the batch's outputs are checked voxel for voxel against the single runs'.
+
+    python benchmarks/bench_batch.py [--device cpu|cuda] [--order batch-first|singles-first]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+STAGES = ("read_s", "preprocess_s", "network_s", "invert_s", "postprocess_s", "write_s")
+
+
+def make_cases(folder: Path) -> list[Path]:
+    """The five CTs of the benchmark, in ``folder``."""
+    from bench_wholebody import make_large_ct
+
+    data = ROOT / "tests" / "data"
+    folder.mkdir()
+    shutil.copy(data / "ct" / "abdomen_3mm.nii.gz", folder / "abdomen_3mm.nii.gz")
+    shutil.copy(data / "ct" / "abdomen_3mm_30slices.nii.gz", folder / "crop_3mm.nii.gz")
+    shutil.copytree(data / "dicom" / "abdomen_ct_20", folder / "dicom_20")
+    # 122 x 101 x 112 at 3 mm -> 2 mm; the 30-slice crop -> 1.5 x 1.5 x 2 mm (the network's grid)
+    make_large_ct(
+        data / "ct" / "abdomen_3mm.nii.gz", folder / "abdomen_2mm.nii.gz", (183, 152, 168)
+    )
+    make_large_ct(
+        data / "ct" / "abdomen_3mm_30slices.nii.gz", folder / "crop_1p5mm.nii.gz", (244, 202, 45)
+    )
+    return sorted(folder.iterdir())
+
+
+def timed(command: list[str], env: dict) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"command failed: {' '.join(command)}\n{done.stderr[-3000:]}{done.stdout[-500:]}")
+    return wall, done.stdout
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(f"{'case':<14}" + "".join(f"{s[:-2]:>12}" for s in (*STAGES, "total_s")))
+    for row in rows:
+        print(
+            f"{row['case']:<14}" + "".join(f"{float(row[s]):>12.3f}" for s in (*STAGES, "total_s"))
+        )
+    sums = [sum(float(r[s]) for r in rows) for s in (*STAGES, "total_s")]
+    print(f"{'sum':<14}" + "".join(f"{v:>12.3f}" for v in sums))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument(
+        "--order", default="singles-first", choices=["singles-first", "batch-first"]
+    )
+    args = parser.parse_args()
+
+    from bundles import build_spleen_bundle
+
+    from ctseg_gui.io import read_image
+
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        tmp = Path(tmp)
+        bundle = build_spleen_bundle(tmp / "spleen_ct_segmentation")
+        cases = make_cases(tmp / "cts")
+        env = dict(os.environ, CTSEG_DATA_DIR=str(tmp / "data"))
+        base = [sys.executable, "-m", "ctseg_gui.cli", "segment", "--bundle", str(bundle)]
+        base += ["--device", args.device, "-q"]
+
+        def run_batch() -> tuple[float, str]:
+            return timed([*base, str(tmp / "cts"), "-o", str(tmp / "batch"),
+                          "--timings", str(tmp / "batch.csv")], env)  # fmt: skip
+
+        def run_singles() -> list[float]:
+            walls = []
+            for case in cases:
+                name = case.name.removesuffix(".nii.gz")
+                wall, _ = timed([*base, str(case), "-o", str(tmp / "single" / f"{name}.nii.gz"),
+                                 "--timings", str(tmp / f"single_{name}.csv")], env)  # fmt: skip
+                walls.append(wall)
+            return walls
+
+        (tmp / "single").mkdir()
+        if args.order == "batch-first":
+            batch_wall, batch_out = run_batch()
+            single_walls = run_singles()
+        else:
+            single_walls = run_singles()
+            batch_wall, batch_out = run_batch()
+
+        batch_rows = read_rows(tmp / "batch.csv")
+        single_rows = [
+            read_rows(tmp / f"single_{c.name.removesuffix('.nii.gz')}.csv")[0] for c in cases
+        ]
+        print(f"{len(cases)} CTs, spleen test bundle, device {args.device}, "
+              f"{os.cpu_count()} CPU cores, order {args.order}")  # fmt: skip
+        for case in cases:
+            volume = read_image(case)
+            print(f"  {case.name:<22} {'x'.join(map(str, volume.size))} voxels, "
+                  f"{'x'.join(f'{s:.2f}' for s in volume.spacing)} mm")  # fmt: skip
+        print("\nbatch run's own output:")
+        print(batch_out.rstrip())
+        print_table("per-stage seconds, one `ctseg segment FOLDER` run (batch CSV)", batch_rows)
+        print_table("per-stage seconds, five `ctseg segment CT` runs (their CSVs)", single_rows)
+        singles = sum(single_walls)
+        print(f"\n{'workflow':<44}{'wall s':>10}")
+        print(f"{'five single-CT processes (sum)':<44}{singles:>10.1f}")
+        for case, wall in zip(cases, single_walls, strict=True):
+            print(f"{'  ' + case.name:<44}{wall:>10.1f}")
+        print(f"{'one batch process (5 CTs)':<44}{batch_wall:>10.1f}")
+        print(f"{'ratio batch / singles':<44}{batch_wall / singles:>10.2f}")
+        same = 0
+        for case in cases:
+            name = case.name.removesuffix(".nii.gz")
+            a = read_image(tmp / "batch" / f"{name}.nii.gz").array
+            b = read_image(tmp / "single" / f"{name}.nii.gz").array
+            same += int(np.array_equal(a, b))
+        print(f"batch outputs identical to the single runs': {same} of {len(cases)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
