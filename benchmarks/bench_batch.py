@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -50,13 +51,21 @@ def make_cases(folder: Path) -> list[Path]:
     return sorted(folder.iterdir())
 
 
-def timed(command: list[str], env: dict) -> tuple[float, str]:
+def timed(command: list[str], env: dict) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds user + system, stdout) of one child process.
+
+    CPU seconds say what the work cost even when other processes share the cores (the wall time
+    then also counts waiting for a core).
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"command failed: {' '.join(command)}\n{done.stderr[-3000:]}{done.stdout[-500:]}")
-    return wall, done.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -95,26 +104,26 @@ def main() -> int:
         base = [sys.executable, "-m", "ctseg_gui.cli", "segment", "--bundle", str(bundle)]
         base += ["--device", args.device, "-q"]
 
-        def run_batch() -> tuple[float, str]:
+        def run_batch() -> tuple[float, float, str]:
             return timed([*base, str(tmp / "cts"), "-o", str(tmp / "batch"),
                           "--timings", str(tmp / "batch.csv")], env)  # fmt: skip
 
-        def run_singles() -> list[float]:
+        def run_singles() -> list[tuple[float, float]]:
             walls = []
             for case in cases:
                 name = case.name.removesuffix(".nii.gz")
-                wall, _ = timed([*base, str(case), "-o", str(tmp / "single" / f"{name}.nii.gz"),
+                wall, cpu, _ = timed([*base, str(case), "-o", str(tmp / "single" / f"{name}.nii.gz"),
                                  "--timings", str(tmp / f"single_{name}.csv")], env)  # fmt: skip
-                walls.append(wall)
+                walls.append((wall, cpu))
             return walls
 
         (tmp / "single").mkdir()
         if args.order == "batch-first":
-            batch_wall, batch_out = run_batch()
+            batch_wall, batch_cpu, batch_out = run_batch()
             single_walls = run_singles()
         else:
             single_walls = run_singles()
-            batch_wall, batch_out = run_batch()
+            batch_wall, batch_cpu, batch_out = run_batch()
 
         batch_rows = read_rows(tmp / "batch.csv")
         single_rows = [
@@ -130,13 +139,19 @@ def main() -> int:
         print(batch_out.rstrip())
         print_table("per-stage seconds, one `ctseg segment FOLDER` run (batch CSV)", batch_rows)
         print_table("per-stage seconds, five `ctseg segment CT` runs (their CSVs)", single_rows)
-        singles = sum(single_walls)
-        print(f"\n{'workflow':<44}{'wall s':>10}")
-        print(f"{'five single-CT processes (sum)':<44}{singles:>10.1f}")
-        for case, wall in zip(cases, single_walls, strict=True):
-            print(f"{'  ' + case.name:<44}{wall:>10.1f}")
-        print(f"{'one batch process (5 CTs)':<44}{batch_wall:>10.1f}")
-        print(f"{'ratio batch / singles':<44}{batch_wall / singles:>10.2f}")
+        singles = sum(w for w, _ in single_walls)
+        singles_cpu = sum(c for _, c in single_walls)
+        print(f"\n{'workflow':<44}{'wall s':>10}{'CPU s':>10}")
+        print(f"{'five single-CT processes (sum)':<44}{singles:>10.1f}{singles_cpu:>10.1f}")
+        for case, (wall, cpu) in zip(cases, single_walls, strict=True):
+            print(f"{'  ' + case.name:<44}{wall:>10.1f}{cpu:>10.1f}")
+        print(f"{'one batch process (5 CTs)':<44}{batch_wall:>10.1f}{batch_cpu:>10.1f}")
+        print(f"{'ratio batch / singles':<44}{batch_wall / singles:>10.2f}"
+              f"{batch_cpu / singles_cpu:>10.2f}")  # fmt: skip
+        print(f"{'saved by the batch':<44}{singles - batch_wall:>10.1f}"
+              f"{singles_cpu - batch_cpu:>10.1f}")  # fmt: skip
+        load = os.getloadavg()
+        print(f"load average at the end (1/5/15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
         same = 0
         for case in cases:
             name = case.name.removesuffix(".nii.gz")
