@@ -187,6 +187,10 @@ def test_batch_loads_the_network_once_and_goes_on_past_bad_cases(
     captured = capsys.readouterr().out
     assert "a_case: skipped" in captured and "--overwrite" in captured
     assert "b_case: b_case.nii.gz, 1 labels (spleen)" in captured
+    with open(timings) as handle:
+        resumed = list(csv.DictReader(handle))
+    assert [r["case"] for r in resumed] == ["a_case", "b_case"]
+    assert resumed[0] == rows[0]  # the skipped case keeps the row of the run that made it
     assert main([*argv, "--overwrite"]) == 1
     assert "a_case: a_case.nii.gz" in capsys.readouterr().out
 

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ctseg_gui.core.errors import CtsegError
     from ctseg_gui.inference import resolve_model
-    from ctseg_gui.inference.batch import BatchRunner, format_table, write_timings_csv
+    from ctseg_gui.inference.batch import BatchRunner
     from ctseg_gui.inference.engine import preload_libraries
     from ctseg_gui.io.cases import find_cases
     from ctseg_gui.io.images import FORMATS, image_suffix
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         preload_libraries()  # overlaps with reading the first CT
     runner = BatchRunner(model, args.device, args.precision, args.series)
     if found.batch:
-        return _run_batch(args, found, outputs, runner, format_table, write_timings_csv)
+        return _run_batch(args, found, outputs, runner)
     bar = None if args.quiet else ProgressBar()
     try:
         # a single CT is written even when the output exists: the user named that file
@@ -201,13 +201,18 @@ def run(args: argparse.Namespace) -> int:
         f"({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
     )
     if args.timings:
-        print(format_table([result], runner.load_seconds))
+        from ctseg_gui.inference.batch import format_table, write_timings_csv
+
+        print(format_table([result], None if model.builtin else runner.load_seconds))
         write_timings_csv([result], args.timings)
     return 0
 
 
-def _run_batch(args, found, outputs, runner, format_table, write_timings_csv) -> int:
+def _run_batch(args, found, outputs, runner) -> int:
+    from ctseg_gui.inference.batch import format_table, read_timings_csv, write_timings_csv
+
     model = runner.model
+    previous = read_timings_csv(args.timings) if args.timings else {}
     print(f"{args.input}: {len(found.cases)} cases ({found.source}), model {model.name}")
     bar = None if args.quiet else CaseBar(len(found.cases))
     results = []
@@ -223,7 +228,7 @@ def _run_batch(args, found, outputs, runner, format_table, write_timings_csv) ->
                 bar.clear()
             print(_result_line(result), flush=True)
             if args.timings and result.status == "done":
-                write_timings_csv(results, args.timings)
+                write_timings_csv(results, args.timings, previous)
     finally:
         if bar is not None:
             bar.clear()
@@ -233,12 +238,16 @@ def _run_batch(args, found, outputs, runner, format_table, write_timings_csv) ->
     skipped = len(results) - len(done) - len(failed)
     if done:
         print()
-        print(format_table(results, runner.load_seconds))
+        print(format_table(results, None if model.builtin else runner.load_seconds))
     if args.timings:
-        write_timings_csv(results, args.timings)
+        write_timings_csv(results, args.timings, previous)
+    reuse = (
+        "built-in model, no network to load"
+        if model.builtin
+        else f"network built {runner.networks_built} time(s) for {len(done)} case(s)"
+    )
     print(
-        f"{len(done)} segmented, {skipped} skipped, {len(failed)} failed in {wall:.1f} s; "
-        f"network built {runner.networks_built} time(s) for {len(done)} case(s)"
+        f"{len(done)} segmented, {skipped} skipped, {len(failed)} failed in {wall:.1f} s; {reuse}"
     )
     if failed:
         names = ", ".join(r.case.name for r in failed)

@@ -241,15 +241,34 @@ class BatchRunner:
             yield result
 
 
-def write_timings_csv(results: list[CaseResult], path: str | Path) -> Path:
+def read_timings_csv(path: str | Path) -> dict[str, list[str]]:
+    """Rows of an earlier timings CSV by case name (empty when absent or not ours)."""
+    import csv
+
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    if not rows or tuple(rows[0]) != CSV_COLUMNS:
+        return {}
+    return {row[0]: row for row in rows[1:] if len(row) == len(CSV_COLUMNS)}
+
+
+def write_timings_csv(
+    results: list[CaseResult], path: str | Path, previous: dict[str, list[str]] | None = None
+) -> Path:
     """One row per segmented case: ``case,read_s,...,write_s,total_s`` (seconds, 3 decimals).
 
-    Skipped and failed cases have no row. Written whole each time (to a temporary name, then
-    renamed), so calling it after every case leaves a valid file if the run is killed.
+    Failed cases have no row; a skipped case keeps its row from ``previous`` (the CSV of the run
+    that segmented it, see :func:`read_timings_csv`), so a resumed batch's CSV covers every case.
+    Written whole each time (to a temporary name, then renamed), so calling it after every case
+    leaves a valid file if the run is killed.
     """
     import csv
 
     path = Path(path)
+    previous = previous or {}
     temporary = path.with_name(f".{path.name}.partial")
     try:
         with open(temporary, "w", newline="") as handle:
@@ -259,8 +278,11 @@ def write_timings_csv(results: list[CaseResult], path: str | Path) -> Path:
                 if result.status == "done":
                     values = [result.seconds[s] for s in STAGES] + [result.total]
                     writer.writerow([result.case.name, *(f"{v:.3f}" for v in values)])
+                elif result.status == "skipped" and result.case.name in previous:
+                    writer.writerow(previous[result.case.name])
         os.replace(temporary, path)
     except OSError as error:
+        temporary.unlink(missing_ok=True)
         raise CtsegError(f"cannot write the timings: {error.strerror or error}", path) from error
     return path
 
