@@ -142,6 +142,10 @@ def restore_session(window, path: Path, session, volume) -> None:
     window.document.set_labels(labels)
     window.session_path = path
     restore_extras(window, session)
+    if window.interactive:
+        from ctseg_gui.qt import recent
+
+        window._update_recent(recent.add_recent(path))
     window.setWindowTitle(f"{path.name} - ctseg-gui")
     window._message.setText(
         f"Session {path.name}: {len(labels.table)} structures, {len(session.clicks)} clicks, "

@@ -91,6 +91,11 @@ def test_save_close_and_reopen_a_session(qtbot, viewer, open_and_wait, ct_copy, 
     assert len(window.errors) == 1 and str(bad) in window.errors[0]
     np.testing.assert_array_equal(window.document.labels.array, labels)
     assert len(window.measurements) == 1
+    # A session whose image is gone: the same.
+    ct_copy.rename(tmp_path / "elsewhere.nii.gz")
+    window.open_path(str(path))
+    assert len(window.errors) == 2 and "the session's image is gone" in window.errors[1]
+    assert window.document.labels is not None and window.session_path == path
 
 
 def test_a_changed_image_warns_but_opens(qtbot, viewer, open_and_wait, ct_copy, tmp_path):
