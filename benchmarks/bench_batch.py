@@ -4,10 +4,13 @@ Five CTs: the two tests/data NIfTI CTs as stored, the tests/data DICOM series (a
 case), and the two NIfTI CTs resampled onto finer grids (SimpleITK, linear). The model is the
 spleen_ct_segmentation-style bundle of tests/bundles.py (UNet 16-256, 96^3 windows, fixed-seed
 weights). Each command runs as its own subprocess, so wall times include start-up (imports,
-bundle parsing, weights) as a user pays it. Both ways run in this one benchmark run, on the same
-machine state; the batch's outputs are checked voxel for voxel against the single runs'.
+bundle parsing, weights) as a user pays it. Both ways run in this one benchmark run, in rounds
+whose order alternates (singles then batch, batch then singles: a load that drifts favours
+neither); wall seconds and CPU seconds (user + system of the child processes, which other
+processes on shared cores disturb far less) are printed for each. The batch's outputs are checked
+voxel for voxel against the single runs'.
 
-    python benchmarks/bench_batch.py [--device cpu|cuda] [--order batch-first|singles-first]
+    python benchmarks/bench_batch.py [--device cpu|cuda] [--rounds 2] [--order singles-first]
 """
 
 from __future__ import annotations
@@ -88,8 +91,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument(
-        "--order", default="singles-first", choices=["singles-first", "batch-first"]
+        "--order",
+        default="singles-first",
+        choices=["singles-first", "batch-first"],
+        help="order of the first round (later rounds alternate)",
     )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, alternating the order")
     args = parser.parse_args()
 
     from bundles import build_spleen_bundle
@@ -104,58 +111,73 @@ def main() -> int:
         base = [sys.executable, "-m", "ctseg_gui.cli", "segment", "--bundle", str(bundle)]
         base += ["--device", args.device, "-q"]
 
-        def run_batch() -> tuple[float, float, str]:
-            return timed([*base, str(tmp / "cts"), "-o", str(tmp / "batch"),
-                          "--timings", str(tmp / "batch.csv")], env)  # fmt: skip
+        def run_batch(r: int) -> tuple[float, float, str]:
+            # a fresh output folder: the batch would skip the cases of an earlier round
+            return timed([*base, str(tmp / "cts"), "-o", str(tmp / f"batch{r}"),
+                          "--timings", str(tmp / f"batch{r}.csv")], env)  # fmt: skip
 
-        def run_singles() -> list[tuple[float, float]]:
+        def run_singles(r: int) -> list[tuple[float, float]]:
             walls = []
             for case in cases:
                 name = case.name.removesuffix(".nii.gz")
                 wall, cpu, _ = timed([*base, str(case), "-o", str(tmp / "single" / f"{name}.nii.gz"),
-                                 "--timings", str(tmp / f"single_{name}.csv")], env)  # fmt: skip
+                                      "--timings", str(tmp / f"single{r}_{name}.csv")], env)  # fmt: skip
                 walls.append((wall, cpu))
             return walls
 
         (tmp / "single").mkdir()
-        if args.order == "batch-first":
-            batch_wall, batch_cpu, batch_out = run_batch()
-            single_walls = run_singles()
-        else:
-            single_walls = run_singles()
-            batch_wall, batch_cpu, batch_out = run_batch()
-
-        batch_rows = read_rows(tmp / "batch.csv")
-        single_rows = [
-            read_rows(tmp / f"single_{c.name.removesuffix('.nii.gz')}.csv")[0] for c in cases
-        ]
         print(f"{len(cases)} CTs, spleen test bundle, device {args.device}, "
-              f"{os.cpu_count()} CPU cores, order {args.order}")  # fmt: skip
+              f"{os.cpu_count()} CPU cores, {args.rounds} round(s)")  # fmt: skip
         for case in cases:
             volume = read_image(case)
             print(f"  {case.name:<22} {'x'.join(map(str, volume.size))} voxels, "
                   f"{'x'.join(f'{s:.2f}' for s in volume.spacing)} mm")  # fmt: skip
-        print("\nbatch run's own output:")
-        print(batch_out.rstrip())
-        print_table("per-stage seconds, one `ctseg segment FOLDER` run (batch CSV)", batch_rows)
-        print_table("per-stage seconds, five `ctseg segment CT` runs (their CSVs)", single_rows)
-        singles = sum(w for w, _ in single_walls)
-        singles_cpu = sum(c for _, c in single_walls)
-        print(f"\n{'workflow':<44}{'wall s':>10}{'CPU s':>10}")
-        print(f"{'five single-CT processes (sum)':<44}{singles:>10.1f}{singles_cpu:>10.1f}")
-        for case, (wall, cpu) in zip(cases, single_walls, strict=True):
-            print(f"{'  ' + case.name:<44}{wall:>10.1f}{cpu:>10.1f}")
-        print(f"{'one batch process (5 CTs)':<44}{batch_wall:>10.1f}{batch_cpu:>10.1f}")
-        print(f"{'ratio batch / singles':<44}{batch_wall / singles:>10.2f}"
-              f"{batch_cpu / singles_cpu:>10.2f}")  # fmt: skip
-        print(f"{'saved by the batch':<44}{singles - batch_wall:>10.1f}"
-              f"{singles_cpu - batch_cpu:>10.1f}")  # fmt: skip
+        rounds = []
+        for r in range(args.rounds):
+            # ABBA: the order alternates, so a load that drifts during the run favours neither
+            batch_first = (r % 2 == 1) != (args.order == "batch-first")
+            if batch_first:
+                batch = run_batch(r)
+                singles = run_singles(r)
+            else:
+                singles = run_singles(r)
+                batch = run_batch(r)
+            rounds.append((batch, singles, "batch first" if batch_first else "singles first"))
+            batch_out, names = batch[2], [c.name for c in cases]
+            print(f"\n=== round {r + 1} ({rounds[-1][2]}) ===")
+            print("batch run's own output:")
+            print(batch_out.rstrip())
+            print_table("per-stage seconds, one `ctseg segment FOLDER` run (its CSV)",
+                        read_rows(tmp / f"batch{r}.csv"))  # fmt: skip
+            single_rows = [
+                read_rows(tmp / f"single{r}_{n.removesuffix('.nii.gz')}.csv")[0] for n in names
+            ]
+            print_table("per-stage seconds, five `ctseg segment CT` runs (their CSVs)", single_rows)
+            print(f"\n{'process wall / CPU seconds':<44}{'wall s':>10}{'CPU s':>10}")
+            for name, (wall, cpu) in zip(names, singles, strict=True):
+                print(f"{'  single: ' + name:<44}{wall:>10.1f}{cpu:>10.1f}")
+
+        print(f"\n{'workflow':<32}{'round':>6}{'wall s':>10}{'CPU s':>10}")
+        totals = np.zeros(4)
+        for r, (batch, singles, order) in enumerate(rounds):
+            s_wall, s_cpu = sum(w for w, _ in singles), sum(c for _, c in singles)
+            totals += (batch[0], batch[1], s_wall, s_cpu)
+            print(f"{'five single-CT processes':<32}{r + 1:>6}{s_wall:>10.1f}{s_cpu:>10.1f}")
+            print(f"{'one batch process':<32}{r + 1:>6}{batch[0]:>10.1f}{batch[1]:>10.1f}")
+            print(f"{'ratio batch / singles':<32}{r + 1:>6}{batch[0] / s_wall:>10.2f}"
+                  f"{batch[1] / s_cpu:>10.2f}   ({order})")  # fmt: skip
+        if len(rounds) > 1:
+            print(f"{'ratio batch / singles, all':<32}{'':>6}{totals[0] / totals[2]:>10.2f}"
+                  f"{totals[1] / totals[3]:>10.2f}")  # fmt: skip
+        print(f"{'saved by the batch per round':<32}{'':>6}"
+              f"{(totals[2] - totals[0]) / len(rounds):>10.1f}"
+              f"{(totals[3] - totals[1]) / len(rounds):>10.1f}")  # fmt: skip
         load = os.getloadavg()
         print(f"load average at the end (1/5/15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
         same = 0
         for case in cases:
             name = case.name.removesuffix(".nii.gz")
-            a = read_image(tmp / "batch" / f"{name}.nii.gz").array
+            a = read_image(tmp / "batch0" / f"{name}.nii.gz").array
             b = read_image(tmp / "single" / f"{name}.nii.gz").array
             same += int(np.array_equal(a, b))
         print(f"batch outputs identical to the single runs': {same} of {len(cases)}")
