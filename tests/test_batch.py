@@ -255,3 +255,31 @@ def test_a_bundle_that_cannot_load_stops_the_batch(ct_folder, spleen_bundle, tmp
     captured = capsys.readouterr()
     assert code == 1 and "model.pt" in captured.err
     assert "b_case" not in captured.out  # not tried case after case with the same failure
+
+
+def test_case_bar_shows_cases_done_and_an_eta():
+    import io
+
+    from ctseg_gui.commands.segment import CaseBar
+    from ctseg_gui.inference.batch import CaseResult
+    from ctseg_gui.io.cases import Case
+
+    now = [100.0]
+    stream = io.StringIO()
+    bar = CaseBar(3, stream=stream, width=10, clock=lambda: now[0])
+    first, second = Case("ct_a", None), Case("ct_b", None)
+    bar(0, first, "reading", 0.0)
+    now[0] += 20.0
+    bar(0, first, "inference", 0.5)
+    assert "1/3 ct_a" in stream.getvalue() and "ETA --" in stream.getvalue()
+    assert "[##" in stream.getvalue().rsplit("\r", 1)[-1]  # half a network pass of case 1 of 3
+    now[0] += 10.0
+    bar.case_done(CaseResult(first, "done"))  # 30 s for the first case
+    bar(1, second, "reading", 0.0)
+    now[0] += 6.0
+    bar(1, second, "inference", 0.2)
+    line = stream.getvalue().rsplit("\r", 1)[-1]
+    # two cases left at 30 s each, 6 s of the second already spent
+    assert "2/3 ct_b" in line and "elapsed 0:36" in line and "ETA 0:54" in line
+    bar.clear()
+    assert stream.getvalue().endswith("\r\033[K")

@@ -94,9 +94,10 @@ class CaseBar:
     # Share of a case's time each engine stage roughly ends at (for the bar, not the ETA).
     STAGE_END = {"reading": 0.05, "loading": 0.1, "preprocessing": 0.15, "inference": 0.9}
 
-    def __init__(self, total: int, stream=None, width: int = 24) -> None:
+    def __init__(self, total: int, stream=None, width: int = 24, clock=time.monotonic) -> None:
         self.stream, self.width, self.total = stream or sys.stderr, width, total
-        self.start = time.monotonic()
+        self.clock = clock
+        self.start = clock()
         self.finished = 0  # cases segmented or failed in this run (their time counts for the ETA)
         self.passed = 0  # all cases behind us, skipped ones included
         self.case_start = self.start
@@ -105,22 +106,25 @@ class CaseBar:
 
     def __call__(self, index: int, case, stage: str, fraction: float) -> None:
         if stage == "reading" and fraction == 0.0:
-            self.case_start = time.monotonic()
-        low = 0.0
-        for name, end in self.STAGE_END.items():
-            if name == stage:
-                break
-            low = end
-        high = self.STAGE_END.get(stage, 1.0)
+            self.case_start = self.clock()
+        if stage == "resampling":
+            low, high = self.STAGE_END["inference"], 1.0
+        elif stage in self.STAGE_END:
+            names = list(self.STAGE_END)
+            index_ = names.index(stage)
+            low = self.STAGE_END[names[index_ - 1]] if index_ else 0.0
+            high = self.STAGE_END[stage]
+        else:  # the built-in model's own steps: its whole work is the "network"
+            low, high = self.STAGE_END["preprocessing"], self.STAGE_END["inference"]
         within = low + (high - low) * min(max(fraction, 0.0), 1.0)
         done = (self.passed + within) / max(self.total, 1)
         filled = int(round(done * self.width))
         bar = "#" * filled + "-" * (self.width - filled)
-        elapsed = time.monotonic() - self.start
+        elapsed = self.clock() - self.start
         eta = "--"
         if self.finished:
             mean = self.case_seconds / self.finished
-            left = mean * (self.total - self.passed) - (time.monotonic() - self.case_start)
+            left = mean * (self.total - self.passed) - (self.clock() - self.case_start)
             eta = _clock(max(left, 0.0))
         text = (
             f"\r[{bar}] {index + 1}/{self.total} {case.name[:28]:<28} {stage:<13} "
@@ -134,7 +138,7 @@ class CaseBar:
         self.passed += 1
         if result.status != "skipped":
             self.finished += 1
-            self.case_seconds += time.monotonic() - self.case_start
+            self.case_seconds += self.clock() - self.case_start
 
     def clear(self) -> None:
         """Wipe the line so a result line can be printed in its place."""
