@@ -164,11 +164,15 @@ def run(args: argparse.Namespace) -> int:
     from ctseg_gui.inference import resolve_model
     from ctseg_gui.inference.batch import BatchRunner
     from ctseg_gui.inference.engine import preload_libraries
-    from ctseg_gui.io.cases import find_cases
+    from ctseg_gui.io.cases import Case, CaseList, case_name, find_cases
     from ctseg_gui.io.images import FORMATS, image_suffix
 
     output = Path(args.output)
-    found = find_cases(args.input, exclude=output, datalist_key=args.datalist_key)
+    if args.series:
+        # A series UID names one CT: the input is a DICOM folder (tree) to pick it from.
+        found = CaseList([Case(case_name(Path(args.input)), Path(args.input))], False, "image")
+    else:
+        found = find_cases(args.input, exclude=output, datalist_key=args.datalist_key)
     if found.batch:
         if image_suffix(output) in FORMATS or output.is_file():
             raise CtsegError(
@@ -177,8 +181,6 @@ def run(args: argparse.Namespace) -> int:
             )
         if output.resolve() == Path(args.input).resolve():
             raise CtsegError("write the outputs to another folder than the input's", output)
-        if args.series:
-            raise CtsegError("--series picks a series of one CT; it does not apply to a batch")
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as error:
