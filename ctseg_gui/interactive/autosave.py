@@ -138,7 +138,10 @@ class Autosaver:
             "key": self.key,
         }
         if self.session_state is not None:
-            info["session"] = self.session_state()
+            try:
+                info["session"] = self.session_state()
+            except Exception:  # noqa: BLE001 - the labels are saved even if the extras fail
+                info["session"] = None
         partial_info = self.folder / f"{self.key}.partial.json.tmp"
         partial_info.write_text(json.dumps(info))
         os.replace(partial_info, self.info_path)

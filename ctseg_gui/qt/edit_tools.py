@@ -195,6 +195,14 @@ class QtAutosave(QObject):
             self.saved.emit(path)
         return path
 
+    def save_now(self):
+        """Write the autosave at once (labels and session extras); returns its path."""
+        if self._saver is None:
+            return None
+        path = self._saver.save_now()
+        self.saved.emit(path)
+        return path
+
     def discard(self) -> None:
         """Drop the autosave (after the user saved the labels)."""
         if self._saver is not None:

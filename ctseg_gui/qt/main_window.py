@@ -413,6 +413,7 @@ class QtMainWindow(QMainWindow):
     def loader_cancel(self) -> None:
         """Cancel the running load (its result is dropped)."""
         self.loader.cancel()
+        self._pending_session = None
         self._message.setText("Loading cancelled")
 
     def _update_recent(self, paths: list[str]) -> None:

@@ -18,18 +18,21 @@ SESSION_FILTER = "ctseg sessions (*.ctseg);;All files (*)"
 
 def session_state(window) -> dict:
     """Clicks, measurements and view state of ``window`` as JSON (autosave keeps this)."""
-    return current_session(window).extras_json()
+    return current_session(window, with_image=False).extras_json()
 
 
-def current_session(window):
-    """The window's work as a :class:`~ctseg_gui.io.session.Session` (labels not included)."""
+def current_session(window, with_image: bool = True):
+    """The window's work as a :class:`~ctseg_gui.io.session.Session` (labels not included).
+
+    ``with_image`` adds the image's reference, whose checksum reads every voxel once per image.
+    """
     from ctseg_gui.core.labels import LabelTable
     from ctseg_gui.io.session import ClickRecord, ImageRef, MeasurementRecord, Session
 
     document = window.document
     image = document.image
     reference = ImageRef(str(document.path or ""))
-    if image is not None and document.path is not None:
+    if with_image and image is not None and document.path is not None:
         reference = ImageRef.of(image, document.path)
     tool = window.tools["clicks"]
     session = Session(

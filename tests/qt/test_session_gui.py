@@ -140,3 +140,43 @@ def test_ctseg_gui_opens_a_session_file(tmp_path, qtbot, viewer, open_and_wait, 
     )
     assert result.returncode == 1 and "new.ctseg: not a ctseg session file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_crash_recovery_brings_back_labels_clicks_and_view(
+    qtbot, viewer, open_and_wait, ct_copy, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QMessageBox
+
+    from ctseg_gui.interactive import editing
+    from ctseg_gui.interactive.clicks import Click
+    from ctseg_gui.qt.edit_tools import QtAutosave
+    from ctseg_gui.qt.main_window import QtMainWindow
+    from ctseg_gui.qt.session_actions import session_state
+
+    monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))
+    open_and_wait(viewer, ct_copy)
+    autosave = QtAutosave(
+        viewer.document, interval_s=60.0, check_ms=50, session_state=lambda: session_state(viewer)
+    )
+    editing.paint(viewer.document.editor, 2, (60, 50, 15), 6.0)
+    viewer.state.active_label = 2
+    tool = viewer.tools["clicks"]
+    with qtbot.waitSignal(tool.updated, timeout=30_000):
+        tool.add_click(Click((63, 50, 15), True))
+    cursor = tuple(viewer.document.image.index_to_world((30, 35, 14)))
+    viewer.state.cursor = cursor
+    viewer.state.set_layout("1+3", "sagittal")
+    autosave.save_now()  # the timer saves a minute after label edits; the view changed since
+    labels = viewer.document.labels.array.copy()
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window = QtMainWindow(interactive=True)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    open_and_wait(window, ct_copy)
+    np.testing.assert_array_equal(window.document.labels.array, labels)
+    assert window.tools["clicks"].clicks == [Click((63, 50, 15), True)]
+    assert window.state.active_label == 2
+    assert window.state.cursor == pytest.approx(cursor)
+    assert (window.state.layout, window.state.main_view) == ("1+3", "sagittal")
