@@ -225,3 +225,67 @@ class ViewerState:
         """Fit every view to its image again."""
         for view in VIEW_NAMES:
             self.set_camera(view, 1.0, (0.0, 0.0))
+
+    # ---- persistence -------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        """Everything above as plain JSON values (session files, autosave)."""
+        return {
+            "cursor": list(self._cursor),
+            "window": list(self._window),
+            "opacity": self._opacity,
+            "fill": self._fill,
+            "outline": self._outline,
+            "labels_visible": self._labels_visible,
+            "active_label": self._active_label,
+            "interpolate": self._interpolate,
+            "layout": self._layout,
+            "main_view": self._main_view,
+            "cameras": {
+                name: {"zoom": cam.zoom, "pan": list(cam.pan)}
+                for name, cam in self._cameras.items()
+            },
+        }
+
+    def apply_json(self, data: dict) -> None:
+        """Set what :meth:`to_json` wrote; missing keys keep their value (older files).
+
+        Raises
+        ------
+        ValueError
+            A value of the wrong type or out of its domain (an unknown layout, a cursor that is
+            not three numbers); nothing is changed then.
+        """
+        if not isinstance(data, dict):
+            raise ValueError("view state is not a JSON object")
+        try:
+            cursor = data.get("cursor", self._cursor)
+            cursor = tuple(float(v) for v in np.asarray(cursor, dtype=float).reshape(3))
+            width, level = (float(v) for v in data.get("window", self._window))
+            layout = str(data.get("layout", self._layout))
+            main = str(data.get("main_view", self._main_view))
+            cameras = {}
+            for name, cam in dict(data.get("cameras", {})).items():
+                if name in VIEW_NAMES:
+                    pan = tuple(float(v) for v in cam.get("pan", (0.0, 0.0)))
+                    cameras[name] = (float(cam.get("zoom", 1.0)), pan[:2])
+            flags = {
+                key: bool(data.get(key, getattr(self, key)))
+                for key in ("fill", "outline", "labels_visible", "interpolate")
+            }
+            opacity = float(data.get("opacity", self._opacity))
+            active = int(data.get("active_label", self._active_label))
+        except (TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"bad view state: {error}") from error
+        if layout not in LAYOUTS or main not in (*VIEW_NAMES, "3d"):
+            raise ValueError(f"bad view state: unknown layout {layout!r} / view {main!r}")
+        if not all(np.isfinite(cursor)):
+            raise ValueError("bad view state: the cursor is not finite")
+        self.cursor = cursor
+        self.set_window(width, level)
+        self.opacity = opacity
+        for key, value in flags.items():
+            setattr(self, key, value)
+        self.active_label = active
+        self.set_layout(layout, main)
+        for name, (zoom, pan) in cameras.items():
+            self.set_camera(name, zoom, pan)

@@ -22,6 +22,8 @@ from ctseg_gui.inference.modelref import ModelRef, bundle_config_file
 
 _NETWORKS: OrderedDict = OrderedDict()
 _NETWORK_CACHE_SIZE = 3
+# Networks built (weights read) in this process: a batch run shows it builds one for N cases.
+_BUILDS = {"count": 0}
 
 
 @dataclass
@@ -333,6 +335,7 @@ def get_network(ref: ModelRef, plan: BundlePlan, device):
     if key in _NETWORKS:
         _NETWORKS.move_to_end(key)
         return _NETWORKS[key]
+    _BUILDS["count"] += 1
     state = _load_state(weights)
     if isinstance(state, torch.jit.ScriptModule):
         network = state
@@ -356,9 +359,21 @@ def get_network(ref: ModelRef, plan: BundlePlan, device):
     return network
 
 
+def network_builds() -> int:
+    """How many networks this process has built from their weights files (cache misses)."""
+    return _BUILDS["count"]
+
+
 def clear_network_cache() -> None:
     """Forget every cached network (frees their memory)."""
     _NETWORKS.clear()
 
 
-__all__ = ["BundlePlan", "CtsegError", "clear_network_cache", "get_network", "load_plan"]
+__all__ = [
+    "BundlePlan",
+    "CtsegError",
+    "clear_network_cache",
+    "get_network",
+    "load_plan",
+    "network_builds",
+]

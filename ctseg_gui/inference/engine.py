@@ -116,6 +116,19 @@ def clear_model_cache() -> None:
     clear_network_cache()
 
 
+def warm_model(ref: ModelRef, device: str = "auto") -> None:
+    """Parse ``ref``'s bundle and build its network on ``device`` now, into the caches.
+
+    The next :func:`segment_volume` with the same model and device then starts at once: what a
+    long-lived worker (or a batch over many CTs) pays once. The built-in model has nothing to load.
+    """
+    if ref.builtin:
+        return
+    from ctseg_gui.inference.bundle import get_network
+
+    get_network(ref, _plan(ref), resolve_device(device))
+
+
 def label_table_for(ref: ModelRef, plan=None) -> LabelTable:
     """The model's label table: the catalog's when it has one, else the bundle metadata's."""
     if ref.model_id:

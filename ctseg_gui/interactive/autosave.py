@@ -3,8 +3,11 @@
 While a label map has edits newer than the last autosave, :meth:`Autosaver.tick` writes it (with
 its label table) to ``<user data>/autosave/`` at most once per interval (60 s by default;
 ``CTSEG_DATA_DIR`` moves the folder). A small JSON file beside it records which image the labels
-belong to. At start-up :func:`find_recoveries` lists what a crashed session left;
-:func:`recover` reads one back onto its image. Saving the labels normally removes the autosave.
+belong to, and, when the caller gives a ``session_state`` function, the rest of the session (clicks,
+rulers and ROIs, view state: :meth:`~ctseg_gui.io.session.Session.extras_json`) so a recovery
+restores the work and not only the voxels. At start-up :func:`find_recoveries` lists what a crashed
+session left; :func:`recover` reads one back onto its image. Saving the labels normally removes the
+autosave.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Recovery:
     source: str
     saved_at: float
     key: str
+    session: dict | None = None  # clicks, measurements and view state, when they were saved
 
     def describe(self) -> str:
         """One line for the recovery prompt."""
@@ -76,6 +80,8 @@ class Autosaver:
         Where to write (default :func:`autosave_dir`).
     clock
         Time source in seconds (tests pass a fake one).
+    session_state
+        Returns the session's clicks, measurements and view state as JSON, saved with the labels.
     """
 
     def __init__(
@@ -84,8 +90,10 @@ class Autosaver:
         interval_s: float = 60.0,
         folder: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        session_state: Callable[[], dict] | None = None,
     ) -> None:
         self.editor = editor
+        self.session_state = session_state
         self.interval_s = float(interval_s)
         self.folder = Path(folder) if folder else autosave_dir()
         self.clock = clock
@@ -129,7 +137,14 @@ class Autosaver:
             "saved_at": time.time(),
             "key": self.key,
         }
-        self.info_path.write_text(json.dumps(info))
+        if self.session_state is not None:
+            try:
+                info["session"] = self.session_state()
+            except Exception:  # noqa: BLE001 - the labels are saved even if the extras fail
+                info["session"] = None
+        partial_info = self.folder / f"{self.key}.partial.json.tmp"
+        partial_info.write_text(json.dumps(info))
+        os.replace(partial_info, self.info_path)
         self._dirty = False
         self._last = self.clock()
         return self.labels_path
@@ -161,6 +176,7 @@ def find_recoveries(folder: Path | None = None) -> list[Recovery]:
                     str(info.get("source", "")),
                     float(info.get("saved_at", 0)),
                     str(info["key"]),
+                    info.get("session") if isinstance(info.get("session"), dict) else None,
                 )
             )
     return sorted(found, key=lambda r: -r.saved_at)

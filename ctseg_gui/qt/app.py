@@ -14,7 +14,9 @@ SCREENSHOT_TIMEOUT_MS = 180_000
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctseg-gui", description="CT segmentation workstation")
-    parser.add_argument("path", nargs="?", help="CT to open: DICOM folder, NIfTI, NRRD or MHA")
+    parser.add_argument(
+        "path", nargs="?", help="CT to open (DICOM folder, NIfTI, NRRD or MHA) or a .ctseg session"
+    )
     parser.add_argument("--labels", help="label map to show on the CT")
     parser.add_argument("--screenshot", metavar="PNG", help="render, save the window, exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -27,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.labels and not args.path:
         print("ctseg-gui: --labels needs an image PATH to put the labels on", file=sys.stderr)
         return 2
+    session = bool(args.path) and args.path.lower().endswith(".ctseg")
+    if session and args.labels:
+        print("ctseg-gui: a session brings its own labels; drop --labels", file=sys.stderr)
+        return 2
     if not args.debug:
         sys.excepthook = _one_line_errors
     from PySide6.QtWidgets import QApplication
@@ -36,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from ctseg_gui.qt.loader import QtLoader
 
     loader = QtLoader()
-    if args.path:
+    if args.path and not session:
         loader.open_image(args.path)  # reading overlaps with building the window
     from ctseg_gui.qt.theme import apply_dark_theme
 
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     window = QtMainWindow(loader, interactive=not args.screenshot)
     window._pending_labels = args.labels
+    if session:
+        window.open_path(args.path)  # reads the session file, then loads its image
     if loader.loading:
         window._on_loader_busy(f"Opening {args.path}…")
     from ctseg_gui.qt._first_paint import report_first_paint

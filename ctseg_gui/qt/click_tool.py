@@ -131,6 +131,17 @@ class QtClickTool(QObject):
         self._add_marker(click)
         self._start()
 
+    def restore_clicks(self, clicks: list[Click]) -> None:
+        """Show ``clicks`` as already applied (a reopened session): markers, no update runs.
+
+        The next click refines with all of them, as if they had been made in this session.
+        """
+        self.clear_clicks()
+        for click in clicks:
+            self.clicks.append(click)
+            self._add_marker(click)
+        self._applied = len(self.clicks)
+
     def set_refiner_factory(self, factory) -> None:
         """Use ``factory(image) -> Refiner`` from the next click on (``None``: model-free).
 

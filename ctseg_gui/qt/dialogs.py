@@ -34,6 +34,7 @@ SHORTCUTS = (
     ("B / E", "Brush / eraser for the active structure (right drag erases)"),
     ("[ / ]", "Smaller / larger brush"),
     ("Ctrl+S / Ctrl+Shift+S", "Save labels / save labels as"),
+    ("Ctrl+Alt+S / Ctrl+Alt+O", "Save session / open session (.ctseg)"),
     ("K", "Click refinement tool: left click adds, right or Shift click removes"),
     ("Esc", "Clear rulers and ROIs"),
     ("F5 / F6 / F7", "Layouts: 2x2, 1 large + 3 small, single view"),

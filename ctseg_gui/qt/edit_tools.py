@@ -155,9 +155,12 @@ class QtAutosave(QObject):
 
     saved = Signal(object)
 
-    def __init__(self, document, interval_s: float = 60.0, check_ms: int = 5000) -> None:
+    def __init__(
+        self, document, interval_s: float = 60.0, check_ms: int = 5000, session_state=None
+    ) -> None:
         super().__init__()
         self.document = document
+        self.session_state = session_state  # () -> clicks, measurements, view as JSON
         self.interval_s = interval_s
         self._saver = None
         self._timer = QTimer(self, interval=check_ms)
@@ -171,7 +174,9 @@ class QtAutosave(QObject):
     def _on_document_labels_replaced(self, _labels) -> None:
         from ctseg_gui.interactive.autosave import Autosaver
 
-        self._saver = Autosaver(self.document.editor, self.interval_s)
+        self._saver = Autosaver(
+            self.document.editor, self.interval_s, session_state=self.session_state
+        )
 
     def _on_document_closed(self) -> None:
         if self._saver is not None:
@@ -190,6 +195,14 @@ class QtAutosave(QObject):
             self.saved.emit(path)
         return path
 
+    def save_now(self):
+        """Write the autosave at once (labels and session extras); returns its path."""
+        if self._saver is None:
+            return None
+        path = self._saver.save_now()
+        self.saved.emit(path)
+        return path
+
     def discard(self) -> None:
         """Drop the autosave (after the user saved the labels)."""
         if self._saver is not None:
@@ -198,6 +211,12 @@ class QtAutosave(QObject):
     @staticmethod
     def offer_recovery(parent, image) -> object | None:
         """Ask whether to restore an autosave of ``image``; the recovered LabelMap or ``None``."""
+        recovered = QtAutosave.offer_session_recovery(parent, image)
+        return None if recovered is None else recovered[0]
+
+    @staticmethod
+    def offer_session_recovery(parent, image) -> tuple | None:
+        """As :meth:`offer_recovery`: ``(labels, session extras or None)`` or ``None``."""
         from ctseg_gui.interactive.autosave import discard_recovery, recover, recoveries_for
         from ctseg_gui.qt.dialogs import ask_yes_no
 
@@ -207,6 +226,6 @@ class QtAutosave(QObject):
         if ask_yes_no(
             parent, "Recover unsaved labels?", f"Found {found[0].describe()}. Restore them?"
         ):
-            return recover(found[0], image)
+            return recover(found[0], image), found[0].session
         discard_recovery(found[0])
         return None

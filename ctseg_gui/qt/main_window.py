@@ -42,7 +42,9 @@ from ctseg_gui.qt.view3d import QtView3D
 from ctseg_gui.qt.view_grid import QtViewGrid
 from ctseg_gui.qt.window_controls import build_menus, build_toolbar
 
-FILE_FILTER = "CT images (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm);;All files (*)"
+FILE_FILTER = (
+    "CT images and sessions (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.dcm *.ctseg);;All files (*)"
+)
 LABEL_FILTER = "Label maps (*.nii *.nii.gz *.nrrd *.mha);;All files (*)"
 
 
@@ -66,8 +68,11 @@ class QtMainWindow(QMainWindow):
         self.loader = loader or QtLoader(self)
         self.loader.setParent(self)
         self.errors: list[str] = []
+        self.warnings: list[str] = []
         self.measurements: list = []
         self._pending_labels: str | None = None
+        self.session_path: Path | None = None  # the session file open (File > Save Session)
+        self._pending_session = None  # (path, Session) while its image loads
         self._image_shown = False
 
         self.slice_views = {
@@ -126,9 +131,18 @@ class QtMainWindow(QMainWindow):
 
     # ---- opening -----------------------------------------------------------------------------
     def open_path(self, path: str, labels: str | None = None) -> None:
-        """Load an image (file or DICOM folder) in the background, then ``labels`` onto it."""
+        """Load an image (file or DICOM folder) in the background, then ``labels`` onto it.
+
+        A ``.ctseg`` session file opens the session (image, labels, clicks, measurements, view).
+        """
+        if str(path).lower().endswith(".ctseg"):
+            from ctseg_gui.qt.session_actions import open_session
+
+            open_session(self, path)
+            return
         if not self._confirm_discard():
             return
+        self._pending_session = None
         self._pending_labels = labels
         self.loader.open_image(path)
 
@@ -214,6 +228,8 @@ class QtMainWindow(QMainWindow):
                 self._message.setText("Ready")
 
     def _on_loader_image_loaded(self, volume, path: str) -> None:
+        session, self._pending_session = self._pending_session, None
+        self.session_path = None
         self.clear_measurements()
         self.document.set_image(volume, path)
         center = volume.index_to_world((np.asarray(volume.size) - 1) // 2)  # a voxel centre
@@ -234,14 +250,22 @@ class QtMainWindow(QMainWindow):
             # After the first draw: the panel may start the compute worker (torch) now.
             QTimer.singleShot(0, lambda: self.model_panel.set_volume(self.document.image))
         if self.interactive:
+            from ctseg_gui.qt import session_actions
             from ctseg_gui.qt.edit_tools import QtAutosave
 
             if self.autosave is None:
-                self.autosave = QtAutosave(self.document)
-            if not self._pending_labels:
-                recovered = QtAutosave.offer_recovery(self, volume)  # after a crash
+                self.autosave = QtAutosave(
+                    self.document, session_state=lambda: session_actions.session_state(self)
+                )
+            if not self._pending_labels and session is None:
+                recovered = QtAutosave.offer_session_recovery(self, volume)  # after a crash
                 if recovered is not None:
-                    self.document.set_labels(recovered)
+                    self.document.set_labels(recovered[0])
+                    session_actions.restore_recovered_extras(self, recovered[1])
+        if session is not None:
+            from ctseg_gui.qt.session_actions import restore_session
+
+            restore_session(self, session[0], session[1], volume)
         if self._pending_labels:
             labels, self._pending_labels = self._pending_labels, None
             self.loader.open_labels(labels, volume)
@@ -261,6 +285,7 @@ class QtMainWindow(QMainWindow):
 
     def _on_loader_failed(self, message: str) -> None:
         self._pending_labels = None
+        self._pending_session = None
         self._report(message)
 
     def _on_document_labels_replaced(self, labels) -> None:
@@ -389,6 +414,7 @@ class QtMainWindow(QMainWindow):
     def loader_cancel(self) -> None:
         """Cancel the running load (its result is dropped)."""
         self.loader.cancel()
+        self._pending_session = None
         self._message.setText("Loading cancelled")
 
     def _update_recent(self, paths: list[str]) -> None:

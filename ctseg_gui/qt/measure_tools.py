@@ -143,21 +143,49 @@ class MeasureTool:
         self._current = None
 
     def _update(self, item: Measurement) -> None:
-        scene = item.view.scene
-        line, label = item.actors
-        if item.kind == "ruler":
-            scene.update_polyline(line, [item.start, item.end])
-            length = float(np.hypot(item.end[0] - item.start[0], item.end[1] - item.start[1]))
-            item.text = f"{length:.1f} mm"
-            us, vs = (item.start[0], item.end[0]), (item.start[1], item.end[1])
-        else:
-            outline = _outline(item.kind, item.start, item.end)
-            scene.update_polyline(line, outline, closed=True)
+        draw_measurement(item)
+
+
+def draw_measurement(item: Measurement, text: str | None = None) -> None:
+    """Update the line and text of ``item`` from its end points.
+
+    ROI statistics come from the slice its view shows, so they are recomputed only when that is
+    the ROI's own slice; otherwise ``text`` (the statistics saved with a session) is shown.
+    """
+    scene = item.view.scene
+    line, label = item.actors
+    if item.kind == "ruler":
+        scene.update_polyline(line, [item.start, item.end])
+        length = float(np.hypot(item.end[0] - item.start[0], item.end[1] - item.start[1]))
+        item.text = f"{length:.1f} mm"
+        us, vs = (item.start[0], item.end[0]), (item.start[1], item.end[1])
+    else:
+        outline = _outline(item.kind, item.start, item.end)
+        scene.update_polyline(line, outline, closed=True)
+        if text is None or item.view.slice_number == item.slice_number:
             item.stats = roi_stats(item.view.current_slice(), item.kind, item.start, item.end)
             item.text = item.stats.text() if item.stats else ""
-            us, vs = [p[0] for p in outline], [p[1] for p in outline]
-        label.SetInput(item.text)
-        scene.place_label(label, min(us), max(us), max(vs))
+        else:
+            item.text = text
+        us, vs = [p[0] for p in outline], [p[1] for p in outline]
+    label.SetInput(item.text)
+    scene.place_label(label, min(us), max(us), max(vs))
+
+
+def restore_measurement(
+    view, slice_number: int, kind: str, start, end, store: list[Measurement], text: str = ""
+) -> Measurement:
+    """Draw a saved ruler or ROI again in ``view`` and add it to ``store``."""
+    start, end = (float(start[0]), float(start[1])), (float(end[0]), float(end[1]))
+    item = Measurement(view, int(slice_number), kind, start, end)
+    item.actors = [view.scene.add_polyline([start, end]), view.scene.add_label("")]
+    draw_measurement(item, text)
+    store.append(item)
+    visible = view.slice_number == item.slice_number
+    for actor in item.actors:
+        actor.SetVisibility(visible)
+    view.request_render()
+    return item
 
 
 def show_measurements_on_slice(store: list[Measurement]) -> None:

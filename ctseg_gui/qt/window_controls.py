@@ -122,6 +122,24 @@ def build_menus(window) -> None:
     file_menu.addSeparator()
     file_menu.addAction(window.labels_action)
     file_menu.addSeparator()
+    from ctseg_gui.qt import session_actions
+
+    window.open_session_action = _action(
+        window, "Open Session…", lambda: session_actions.choose_session(window), "Ctrl+Alt+O"
+    )
+    window.save_session_action = _action(
+        window, "Save Session", lambda: session_actions.save_session(window), "Ctrl+Alt+S"
+    )
+    window.save_session_as_action = _action(
+        window, "Save Session As…", lambda: session_actions.save_session(window, ask=True)
+    )
+    for action in (
+        window.open_session_action,
+        window.save_session_action,
+        window.save_session_as_action,
+    ):
+        file_menu.addAction(action)
+    file_menu.addSeparator()
     file_menu.addAction(_action(window, "Save screenshot…", lambda: _save_shot(window)))
     file_menu.addAction(_action(window, "Quit", window.close, "Ctrl+Q"))
 
