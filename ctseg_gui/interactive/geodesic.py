@@ -74,6 +74,18 @@ class GeodesicParams:
     """Use a kernel density of the tissue's intensities (multi-modal tissue such as bone or bowel)
     instead of one robust Gaussian."""
     kde_hu: float = 10.0
+    click_mm: float = 2.5
+    """Radius of the full-resolution ball whose intensities a positive click adds to the model."""
+    click_weight: float = 0.1
+    """Each positive click's samples weigh at least this share of the mask's in the model."""
+    fine_smooth_mm: float = 0.7
+    """Gaussian smoothing of the full-resolution intensities that place the boundary."""
+    fine_band: int = 2
+    """Work voxels on either side of the coarse boundary that the full-resolution step decides."""
+    fine_mean_mm: float = 4.0
+    """Gaussian scale of the local mean intensities on either side of the boundary."""
+    fine_contrast: float = 2.0
+    """Sides closer than this many noise spreads are look-alikes: the coarse boundary stays."""
 
 
 class GeodesicRefiner:
@@ -96,27 +108,38 @@ class GeodesicRefiner:
 
     # ---- public ----------------------------------------------------------------------------
     def refine(self, mask: np.ndarray, clicks: list[Click]) -> tuple[Region, np.ndarray]:
-        """Mask after the last click (see :class:`~ctseg_gui.interactive.clicks.Refiner`)."""
+        """Mask after the last click (see :class:`~ctseg_gui.interactive.clicks.Refiner`).
+
+        The intent of every click holds by construction: a positive click only adds (its own voxel
+        always, never the voxel of an earlier negative click), a negative click only removes (its
+        own voxel always, never the voxel of an earlier positive click).
+        """
         if not clicks:
             raise ValueError("refine needs at least one click")
         last = clicks[-1]
         region = self._region(last.kji)
         mask_roi = mask[region].astype(bool)
         origin = np.array([s.start for s in region])
-        work_img = self._block_mean(self.image.array[region].astype(np.float32))
+        full_img = self.image.array[region].astype(np.float32)
+        work_img = self._block_mean(full_img)
         work_mask = self._block_mean(mask_roi.astype(np.float32)) > 0.5
 
-        def to_work(click: Click) -> tuple[int, ...] | None:
-            p = (np.asarray(click.kji) - origin) // self.factors
-            if np.any(p < 0) or np.any(p >= work_img.shape):
+        def local(click: Click) -> tuple[int, ...] | None:
+            p = np.asarray(click.kji) - origin
+            if np.any(p < 0) or np.any(p >= full_img.shape):
                 return None
             return tuple(int(x) for x in p)
 
-        seed = to_work(last)
-        positives = [p for c in clicks if c.positive and (p := to_work(c)) is not None]
-        negatives = [p for c in clicks if not c.positive and (p := to_work(c)) is not None]
+        def to_work(p: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(int(x) for x in np.asarray(p) // self.factors)
+
+        inside = [(c.positive, p) for c in clicks if (p := local(c)) is not None]
+        seed = to_work(local(last))  # the last click is the region's centre: always inside
+        positives = [to_work(p) for positive, p in inside if positive]
+        negatives = [to_work(p) for positive, p in inside if not positive]
         smooth = ndi.gaussian_filter(work_img, self.params.smooth_mm / self.work_spacing)
-        model = self._tissue_model(smooth, work_mask, positives)
+        clicked = [self._click_samples(full_img, p) for positive, p in inside if positive]
+        model = self._tissue_model(smooth, work_mask, clicked)
         if model is None:  # a negative click with nothing to remove and no clicked tissue
             return region, mask_roi
         speed = self._speed(work_img, smooth, *model)
@@ -130,12 +153,17 @@ class GeodesicRefiner:
             if self.params.negative_model:
                 # The removal front travels through tissue like the clicked (false) tissue, so a
                 # click in a false rim around an organ does not eat into the organ.
-                local = self._tissue_model(smooth, np.zeros_like(work_mask), [seed])
-                removal = self._speed(work_img, smooth, *local)
+                clicked_here = [self._click_samples(full_img, local(last))]
+                local_model = self._tissue_model(smooth, np.zeros_like(work_mask), clicked_here)
+                if local_model is not None:
+                    removal = self._speed(work_img, smooth, *local_model)
             near = self._distance(removal, [seed], reach)
             other = self._distance(speed, positives, reach)
             change = self._component(work_mask & (near < reach) & (near < other), seed)
-        full = self._upsample(change, mask_roi.shape)
+        full = self._fine(change, full_img, smooth, work_mask, last.positive)
+        # Intent: the clicked voxels decide themselves, whatever the tissue model says.
+        for positive, p in inside:
+            full[p] = positive == last.positive
         values = mask_roi | full if last.positive else mask_roi & ~full
         return region, values
 
@@ -187,10 +215,15 @@ class GeodesicRefiner:
         return out[: shape[0], : shape[1], : shape[2]]
 
     def _tissue_model(
-        self, smooth: np.ndarray, mask: np.ndarray, positives: list[tuple[int, ...]]
-    ) -> tuple[float, float, np.ndarray] | None:
-        """Robust centre and spread (HU) of the clicked tissue and the current mask, and the
-        samples themselves."""
+        self, smooth: np.ndarray, mask: np.ndarray, clicked: list[np.ndarray]
+    ) -> tuple[float, float, np.ndarray, np.ndarray] | None:
+        """Robust centre and spread (HU) of the structure's tissue, its samples and their weights.
+
+        The samples are the current mask's core (work grid) and the tissue around each positive
+        click (full resolution); each click weighs at least ``click_weight`` of the mask, so a
+        click on a part that looks different (a calcified wall, the other lumen of a dissection)
+        widens the model instead of drowning in the mask's voxels.
+        """
         if self.params.model_from_core:
             # The mask's rim mixes in the neighbours (partial volume, or a previous result's
             # over-segmentation); its core says what the structure looks like.
@@ -198,24 +231,48 @@ class GeodesicRefiner:
             if np.count_nonzero(core) >= 50:
                 mask = core
         samples = [smooth[mask]] if mask.any() else []
-        for p in positives:
-            box = tuple(slice(max(0, x - 1), x + 2) for x in p)
-            samples.append(smooth[box].ravel())
+        weights = [np.ones(len(samples[0]))] if samples else []
+        base = len(samples[0]) if samples else 0
+        for values in clicked:
+            share = max(1.0, self.params.click_weight * base / len(values))
+            samples.append(values)
+            weights.append(np.full(len(values), share))
         if not samples:
             return None
-        values = np.concatenate(samples)
-        centre = float(np.median(values))
-        spread = 1.4826 * float(np.median(np.abs(values - centre)))
-        return centre, max(spread, self.params.sigma_floor_hu), values
+        values, w = np.concatenate(samples), np.concatenate(weights)
+        centre = _weighted_quantile(values, w, 0.5)
+        spread = 1.4826 * _weighted_quantile(np.abs(values - centre), w, 0.5)
+        return centre, max(spread, self.params.sigma_floor_hu), values, w
+
+    def _click_samples(self, full_img: np.ndarray, p: tuple[int, ...]) -> np.ndarray:
+        """Lightly smoothed full-resolution intensities in a small ball around a click."""
+        spacing = np.asarray(self.image.spacing, dtype=float)[::-1]
+        # At least the 18-neighbourhood on coarse CT, so the model never rests on a few voxels.
+        radius = max(self.params.click_mm, 1.5 * float(spacing.max()))
+        pad = np.ceil(radius / spacing).astype(int) + 2
+        box = tuple(
+            slice(max(0, x - h), min(n, x + h + 1))
+            for x, h, n in zip(p, pad, full_img.shape, strict=True)
+        )
+        patch = ndi.gaussian_filter(full_img[box], self.params.fine_smooth_mm / spacing)
+        grids = np.ogrid[tuple(slice(b.start - x, b.stop - x) for b, x in zip(box, p, strict=True))]
+        dist2 = sum((g * s) ** 2 for g, s in zip(grids, spacing, strict=True))
+        return patch[dist2 <= radius**2]
 
     def _speed(
-        self, raw: np.ndarray, smooth: np.ndarray, centre: float, spread: float, samples: np.ndarray
-    ):
+        self,
+        raw: np.ndarray,
+        smooth: np.ndarray,
+        centre: float,
+        spread: float,
+        samples: np.ndarray,
+        weights: np.ndarray,
+    ) -> np.ndarray:
         p = self.params
         excess = np.maximum(np.abs(smooth - centre) / spread - p.free_z, 0.0)
         likelihood = np.exp(-0.5 * excess * excess)
         if p.histogram_model:
-            likelihood = self._density_speed(smooth, samples)
+            likelihood = self._density_speed(smooth, samples, weights)
         sigma = p.gradient_mm / self.work_spacing
         grad2 = np.zeros(raw.shape, dtype=np.float32)
         for axis in range(3):
@@ -227,20 +284,89 @@ class GeodesicRefiner:
         speed = likelihood / (1.0 + grad2 / edge**2)
         return np.maximum(speed, p.min_speed).astype(np.float32)
 
-    def _density_speed(self, smooth: np.ndarray, samples: np.ndarray):
+    def _density_speed(self, smooth: np.ndarray, samples: np.ndarray, weights: np.ndarray):
         """Speed from a kernel density of the tissue samples, 1 for common intensities."""
-        step = 2.0
-        lo = min(float(smooth.min()), float(samples.min())) - 1.0
-        hi = max(float(smooth.max()), float(samples.max())) + 1.0
-        bins = np.arange(lo, hi + step, step)
-        hist, _ = np.histogram(samples, bins=bins)
-        density = ndi.gaussian_filter1d(
-            hist.astype(float), self.params.kde_hu / step, mode="constant"
+        density = _Density(samples, weights, self.params.kde_hu, smooth)
+        at_samples = density(samples)
+        ref = max(_weighted_quantile(at_samples, weights, 0.3), 1e-12)
+        return np.sqrt(np.minimum(density(smooth) / ref, 1.0))
+
+    def _fine(
+        self,
+        change: np.ndarray,
+        full_img: np.ndarray,
+        smooth: np.ndarray,
+        work_mask: np.ndarray,
+        positive: bool,
+    ) -> np.ndarray:
+        """The work-grid ``change`` at full resolution, its boundary placed voxel by voxel.
+
+        Voxels within ``fine_band`` work voxels of the coarse boundary go to the side whose local
+        mean intensity they are closer to: the change's core against what lies beyond the band
+        (for a negative click: the removed core against the kept mask). The means are local, so
+        the boundary of an enhanced vessel sits at its own contrast whether fat or bone lies
+        beside it; where the two sides look alike (less than ``fine_contrast`` noise spreads
+        apart) the coarse answer stands.
+        """
+        shape = full_img.shape
+        if np.all(self.factors == 1) or not change.any():
+            return self._upsample(change, shape)
+        n = self.params.fine_band
+        grown = ndi.binary_dilation(change, iterations=n)
+        core = ndi.binary_erosion(change, iterations=n - 1) if n > 1 else change
+        inner = ndi.binary_erosion(core)
+        if not inner.any():
+            inner = core if core.any() else change
+        if positive:
+            beyond = ndi.binary_dilation(grown, iterations=2) & ~grown & ~work_mask
+            inner = inner | (ndi.binary_erosion(work_mask) & ~grown)
+        else:
+            beyond = work_mask & ~grown
+        box_w = ndi.find_objects(ndi.binary_dilation(grown, iterations=2).astype(np.uint8))[0]
+        box = tuple(
+            slice(b.start * f, min(m, b.stop * f))
+            for b, f, m in zip(box_w, self.factors, shape, strict=True)
         )
-        at_samples = density[np.clip(((samples - lo) / step).astype(int), 0, len(density) - 1)]
-        ref = max(float(np.percentile(at_samples, 30)), 1e-12)
-        ratio = density[np.clip(((smooth - lo) / step).astype(int), 0, len(density) - 1)] / ref
-        return np.sqrt(np.minimum(ratio, 1.0))
+        sub = tuple(s.stop - s.start for s in box)
+
+        def up(work: np.ndarray) -> np.ndarray:
+            return self._upsample(work[box_w], sub)
+
+        sigma = self.params.fine_mean_mm / self.work_spacing
+        local = smooth[box_w]
+
+        def local_mean(region: np.ndarray) -> np.ndarray:
+            weight = ndi.gaussian_filter(region[box_w].astype(np.float32), sigma)
+            total = ndi.gaussian_filter(np.where(region[box_w], local, 0.0), sigma)
+            return np.where(weight > 1e-3, total / np.maximum(weight, 1e-6), np.nan)
+
+        mean_in = self._upsample(local_mean(inner), sub)
+        mean_out = self._upsample(local_mean(beyond), sub)
+        spacing = np.asarray(self.image.spacing, dtype=float)[::-1]
+        img = ndi.gaussian_filter(full_img[box], self.params.fine_smooth_mm / spacing)
+        coarse, band = up(change), up(grown) & ~up(inner)
+        # Noise of the structure at this resolution: what decides whether two sides differ.
+        core_full = up(inner)
+        residual = img[core_full] - mean_in[core_full]
+        residual = residual[np.isfinite(residual)]
+        noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual)))) if len(
+            residual
+        ) else self.params.sigma_floor_hu
+        noise = max(noise, 5.0)
+        values, m_in, m_out = img[band], mean_in[band], mean_out[band]
+        decided = np.isfinite(m_in) & np.isfinite(m_out)
+        decided &= np.abs(m_in - m_out) >= self.params.fine_contrast * noise
+        closer = np.abs(values - m_in) < np.abs(values - m_out)
+        result = coarse.copy()
+        result[band] = np.where(decided, closer, coarse[band])
+        result |= core_full
+        # Only what stays connected to the coarse change counts (no specks beyond the band).
+        labels, _ = ndi.label(result)
+        keep = np.unique(labels[coarse & result])
+        result = np.isin(labels, keep[keep > 0])
+        out = np.zeros(shape, bool)
+        out[box] = result
+        return out
 
     def _distance(self, speed: np.ndarray, seeds: list[tuple[int, ...]], stop: float):
         """Geodesic arrival time (mm at unit speed) from ``seeds``; ``inf`` beyond ``stop``."""
@@ -263,3 +389,28 @@ class GeodesicRefiner:
             return np.zeros_like(region)
         labels, _ = ndi.label(region)
         return labels == labels[seed]
+
+
+class _Density:
+    """Normalised kernel density (per HU) of weighted samples, on 2 HU bins spanning ``span``."""
+
+    def __init__(self, samples, weights, bandwidth: float, span: np.ndarray) -> None:
+        step = 2.0
+        self.lo = min(float(np.min(span)), float(samples.min())) - 1.0
+        hi = max(float(np.max(span)), float(samples.max())) + 1.0
+        bins = np.arange(self.lo, hi + step, step)
+        hist, _ = np.histogram(samples, bins=bins, weights=weights)
+        density = ndi.gaussian_filter1d(hist.astype(float), bandwidth / step, mode="constant")
+        self.density = density / max(float(density.sum()) * step, 1e-12)
+        self.step = step
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        at = np.clip(((values - self.lo) / self.step).astype(int), 0, len(self.density) - 1)
+        return self.density[at]
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    at = int(np.searchsorted(cumulative, q * cumulative[-1]))
+    return float(values[order][min(at, len(values) - 1)])
