@@ -74,6 +74,14 @@ class GeodesicParams:
     """Use a kernel density of the tissue's intensities (multi-modal tissue such as bone or bowel)
     instead of one robust Gaussian."""
     kde_hu: float = 10.0
+    leak_burst: float = 3.0
+    """A front growing this many times faster than its slowest so far has leaked (0: off)."""
+    leak_steps: int = 30
+    """Arrival-time steps of the volume curve that :attr:`leak_burst` watches."""
+    leak_start_mm: float = 6.0
+    """The front is not judged before this arrival time (a few voxels are all noise)."""
+    grow_cap: float = 0.5
+    """A positive click on an existing mask adds at most this many times its volume (0: off)."""
     click_mm: float = 2.5
     """Radius of the full-resolution ball whose intensities a positive click adds to the model."""
     click_weight: float = 0.1
@@ -148,6 +156,8 @@ class GeodesicRefiner:
             near = self._distance(speed, [seed], reach)
             other = self._distance(speed, negatives, reach)
             change = self._component((near < reach) & (near < other), seed)
+            change = self._stop_leak(change, near)
+            change = self._cap(change, near, int(np.count_nonzero(mask)))
         else:
             removal = speed
             if self.params.negative_model:
@@ -160,6 +170,7 @@ class GeodesicRefiner:
             near = self._distance(removal, [seed], reach)
             other = self._distance(speed, positives, reach)
             change = self._component(work_mask & (near < reach) & (near < other), seed)
+            change = self._stop_leak(change, near)
         full = self._fine(change, full_img, smooth, work_mask, last.positive)
         # Intent: the clicked voxels decide themselves, whatever the tissue model says.
         for positive, p in inside:
@@ -349,9 +360,11 @@ class GeodesicRefiner:
         core_full = up(inner)
         residual = img[core_full] - mean_in[core_full]
         residual = residual[np.isfinite(residual)]
-        noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual)))) if len(
-            residual
-        ) else self.params.sigma_floor_hu
+        noise = (
+            1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+            if len(residual)
+            else self.params.sigma_floor_hu
+        )
         noise = max(noise, 5.0)
         values, m_in, m_out = img[band], mean_in[band], mean_out[band]
         decided = np.isfinite(m_in) & np.isfinite(m_out)
@@ -367,6 +380,47 @@ class GeodesicRefiner:
         out = np.zeros(shape, bool)
         out[box] = result
         return out
+
+    def _stop_leak(self, change: np.ndarray, near: np.ndarray) -> np.ndarray:
+        """``change`` cut where its front, having been held by edges, bursts into new space.
+
+        The volume ``V(t)`` the front has swept by arrival time ``t`` grows like its surface,
+        ``V^(2/3)``, in open tissue, slower once edges hold it (an organ filled, a vessel followed
+        along its lumen) and suddenly faster when it squeezes through a gap into a touching
+        structure of the same intensity (a branch into the aortic arch, a vein into the liver).
+        The first such burst, ``leak_burst`` times the slowest growth seen before, ends the change.
+        """
+        p = self.params
+        if p.leak_burst <= 0 or not change.any():
+            return change
+        times = near[change]
+        top = float(times.max())
+        if not np.isfinite(top) or top <= 0:
+            return change
+        edges = np.linspace(0.0, top, p.leak_steps + 1)[1:]
+        volume = np.searchsorted(np.sort(times), edges, side="right").astype(float)
+        start = max(p.leak_start_mm, 2.0 * float(self.work_spacing.max()))
+        slowest = np.inf
+        for i in range(len(edges) - 1):
+            if edges[i] < start or volume[i] < 8:
+                continue
+            growth = (volume[i + 1] - volume[i]) / volume[i] ** (2.0 / 3.0)
+            if growth > p.leak_burst * slowest:
+                return change & (near <= edges[i])
+            slowest = min(slowest, growth)
+        return change
+
+    def _cap(self, change: np.ndarray, near: np.ndarray, mask_voxels: int) -> np.ndarray:
+        """A correction adds at most ``grow_cap`` times the structure's volume so far, the voxels
+        geodesically nearest the click first: a click never swamps what the earlier ones built."""
+        if self.params.grow_cap <= 0 or mask_voxels == 0:
+            return change
+        limit = self.params.grow_cap * mask_voxels / float(np.prod(self.factors))
+        times = near[change]
+        if len(times) <= limit:
+            return change
+        cut = np.partition(times, int(limit))[int(limit)]
+        return change & (near < cut)
 
     def _distance(self, speed: np.ndarray, seeds: list[tuple[int, ...]], stop: float):
         """Geodesic arrival time (mm at unit speed) from ``seeds``; ``inf`` beyond ``stop``."""
