@@ -339,12 +339,13 @@ class GeodesicRefiner:
         volume = np.searchsorted(np.sort(times), edges, side="right").astype(float)
         start = max(p.leak_start_mm, 2.0 * float(self.work_spacing.max()))
         slowest = np.inf
-        for i in range(len(edges) - 1):
+        window = 3  # steps: a single step of a small front is mostly discretisation noise
+        for i in range(len(edges) - window):
             if edges[i] < start or volume[i] < 8:
                 continue
-            growth = (volume[i + 1] - volume[i]) / volume[i] ** (2.0 / 3.0)
-            if growth > p.leak_burst * slowest:
-                return change & (near <= edges[i])
+            growth = (volume[i + window] - volume[i]) / volume[i] ** (2.0 / 3.0)
+            if growth > p.leak_burst * max(slowest, 0.05 * window):
+                return change & (near <= edges[i + 1])
             slowest = min(slowest, growth)
         return change
 
