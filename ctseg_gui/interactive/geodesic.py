@@ -97,6 +97,8 @@ class GeodesicParams:
     """Arrival-time steps of the volume curve that :attr:`leak_burst` watches."""
     leak_start_mm: float = 6.0
     """The front is not judged before this arrival time (a few voxels are all noise)."""
+    leak_min_voxels: int = 3
+    """Work voxels the front must have swept before its growth is judged."""
     grow_cap: float = 0.5
     """A positive click on an existing mask adds at most this many times its volume (0: off)."""
     click_mm: float = 2.5
@@ -189,6 +191,8 @@ class GeodesicRefiner:
             change = self._component(work_mask & (near < reach) & (near < other), seed)
             change = self._stop_leak(change, near)
         full = place_boundary(self, change, full_img, smooth, work_mask, last.positive)
+        if last.positive:  # the boundary step may widen the change: the cap holds at full size
+            full = self._cap_full(full & ~mask_roi, near, int(np.count_nonzero(mask)))
         # Intent: the clicked voxels decide themselves, whatever the tissue model says.
         for positive, p in inside:
             full[p] = positive == last.positive
@@ -341,7 +345,7 @@ class GeodesicRefiner:
         slowest = np.inf
         window = 3  # steps: a single step of a small front is mostly discretisation noise
         for i in range(len(edges) - window):
-            if edges[i] < start or volume[i] < 8:
+            if edges[i] < start or volume[i] < self.params.leak_min_voxels:
                 continue
             growth = (volume[i + window] - volume[i]) / volume[i] ** (2.0 / 3.0)
             if growth > p.leak_burst * max(slowest, 0.05 * window):
@@ -360,6 +364,19 @@ class GeodesicRefiner:
             return change
         cut = np.partition(times, int(limit))[int(limit)]
         return change & (near < cut)
+
+    def _cap_full(self, added: np.ndarray, near: np.ndarray, mask_voxels: int) -> np.ndarray:
+        limit = int(self.params.grow_cap * mask_voxels)
+        if self.params.grow_cap <= 0 or mask_voxels == 0 or np.count_nonzero(added) <= limit:
+            return added
+        times = self._upsample(near, added.shape)[added]
+        finite = np.isfinite(times)
+        # Voxels the boundary step added beyond the front rank after everything the front reached.
+        times[~finite] = (times[finite].max() if finite.any() else 0.0) + 1.0
+        cut = np.partition(times, limit)[limit]
+        out = np.zeros_like(added)
+        out[added] = times < cut
+        return out
 
     def _distance(self, speed: np.ndarray, seeds: list[tuple[int, ...]], stop: float):
         """Geodesic arrival time (mm at unit speed) from ``seeds``; ``inf`` beyond ``stop``."""
