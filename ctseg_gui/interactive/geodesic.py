@@ -79,7 +79,7 @@ class GeodesicParams:
     """When > 0, a click next to the existing mask reaches only this many times its distance from
     the mask edge (a click in a thin missed rim fixes the rim and does not leak)."""
     min_reach_mm: float = 6.0
-    local_reach_negative: float = 3.0
+    local_reach_negative: float = 2.0
     """``local_reach`` for a negative click in a thin false rim (closer than ``thin_mm`` to the
     mask's outside); one deeper inside a false blob uses ``local_reach``."""
     thin_mm: float = 8.0
