@@ -366,6 +366,7 @@ class GeodesicRefiner:
         return change & (near < cut)
 
     def _cap_full(self, added: np.ndarray, near: np.ndarray, mask_voxels: int) -> np.ndarray:
+        """:meth:`_cap` on the full-resolution voxels a positive click adds."""
         limit = int(self.params.grow_cap * mask_voxels)
         if self.params.grow_cap <= 0 or mask_voxels == 0 or np.count_nonzero(added) <= limit:
             return added
