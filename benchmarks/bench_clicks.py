@@ -26,6 +26,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import time
@@ -154,6 +155,9 @@ def main() -> None:
     )
     parser.add_argument("--deep", action="store_true", help="also time the Deepgrow 3D path")
     args = parser.parse_args()
+    if "random-walker" in args.methods and importlib.util.find_spec("skimage") is None:
+        print("random-walker skipped: scikit-image is not installed", flush=True)
+        args.methods.remove("random-walker")
 
     makers = {
         "geodesic": GeodesicRefiner,
