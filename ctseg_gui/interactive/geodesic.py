@@ -13,7 +13,7 @@ edges expensively, so
   positive click (within ``reach_mm``, connected to the click).
 
 The tissue model is a kernel density of the intensities inside the current mask and of a small
-full-resolution ball around each positive click, each click weighing at least a tenth of the mask
+full-resolution ball around each positive click, each click weighing at least 3 % of the mask
 (the statistics of the clicked structure, not a fixed HU range; a click on a calcified wall or on
 the other lumen of a dissection widens the model), so multi-modal tissue is handled; the edge
 scale grows with the tissue's spread for the same reason. A click close to the current mask's edge
@@ -103,7 +103,7 @@ class GeodesicParams:
     """A positive click on an existing mask adds at most this many times its volume (0: off)."""
     click_mm: float = 2.5
     """Radius of the full-resolution ball whose intensities a positive click adds to the model."""
-    click_weight: float = 0.1
+    click_weight: float = 0.03
     """Each positive click's samples weigh at least this share of the mask's in the model."""
     fine_smooth_mm: float = 0.7
     """Gaussian smoothing of the full-resolution intensities that place the boundary."""
