@@ -45,3 +45,25 @@ def test_clicks_eval_missing_label_is_one_line_error(abdomen_ct, reference_label
     assert code == 1
     err = capsys.readouterr().err
     assert "label value 15 does not occur" in err and "abdomen_3mm_totalseg_v1" in err
+
+
+def test_clicks_eval_spleen_reaches_goal_and_never_drops(abdomen_ct, reference_labels, capsys):
+    """The issue's quality bar through the CLI: 10 model-free clicks on the spleen of the 3 mm
+    abdomen reach Dice >= 0.85 and no click lowers Dice by more than 0.02."""
+    code = main(
+        [
+            "clicks-eval",
+            str(abdomen_ct),
+            str(reference_labels),
+            "--label-value",
+            "1",
+            "--clicks",
+            "10",
+            "--json",
+        ]
+    )
+    assert code == 0
+    dice = json.loads(capsys.readouterr().out)["dice"]
+    assert len(dice) == 10
+    assert dice[-1] >= 0.85, dice
+    assert max(a - b for a, b in zip(dice[:-1], dice[1:], strict=True)) <= 0.02, dice
