@@ -35,3 +35,57 @@ def self_command(subcommand: str, *args: str) -> list[str]:
     if is_frozen():
         return [sys.executable, subcommand, *args]
     return [sys.executable, "-m", "ctseg_gui.cli", subcommand, *args]
+
+
+def start_child(
+    subcommand: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdout: int | None = None,
+    cwd: str | None = None,
+):
+    """Start ``ctseg <subcommand> <args>`` as a child process of this installation.
+
+    The one launcher of the compute worker and of training runs: no console window on Windows,
+    no stdin, the child in its own process group on POSIX only when its output is piped (a
+    training run, stopped by its own SIGTERM, must not get the terminal's Ctrl+C meant for us).
+
+    Parameters
+    ----------
+    subcommand, *args
+        As for :func:`self_command`.
+    env
+        Extra environment variables on top of this process's.
+    stdout
+        ``subprocess.PIPE`` to read the child's output; None to share ours.
+    cwd
+        Working folder of the child.
+
+    Returns
+    -------
+    subprocess.Popen
+        The started process (text mode, line-buffered, when ``stdout`` is piped).
+
+    Raises
+    ------
+    OSError
+        The process could not be started.
+    """
+    import os
+    import subprocess
+
+    piped = stdout is not None
+    kwargs = {}
+    if piped:
+        kwargs = {"text": True, "bufsize": 1, "encoding": "utf-8", "errors": "replace"}
+        if os.name == "posix":
+            kwargs["start_new_session"] = True
+    return subprocess.Popen(
+        self_command(subcommand, *args),
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        cwd=cwd,
+        creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        **kwargs,
+    )

@@ -10,7 +10,6 @@ message box that does not block.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,8 +33,9 @@ from PySide6.QtWidgets import (
 )
 
 from ctseg_gui.inference.overview import ModelStatus, format_size, model_overview
-from ctseg_gui.qt._model_task import TaskSignals, details_html, run_task
+from ctseg_gui.qt._model_task import details_html, run_task
 from ctseg_gui.qt.dialogs import ask_yes_no
+from ctseg_gui.qt.jobs import QtJobs
 
 COLUMNS = ("Model", "Task", "Variants", "Status", "Size", "Licence", "Source")
 WIDTHS = (300, 220, 100, 120, 70, 180)  # the last column stretches
@@ -78,7 +78,7 @@ class QtModelManagerDialog(QDialog):
         self.show_dialogs = show_dialogs
         self.rows: list[ModelStatus] = []
         self._task: str | None = None
-        self._cancel = threading.Event()
+        self._jobs = QtJobs(self)
         self._message_box: QMessageBox | None = None
 
         self.folder_label = QLabel()
@@ -357,8 +357,9 @@ class QtModelManagerDialog(QDialog):
     @Slot()
     def cancel(self) -> None:
         """Stop a running download at its next block (the partial file stays to resume)."""
-        if self._task == "download":
-            self._cancel.set()
+        job = self._jobs.current("model-task")
+        if self._task == "download" and job is not None:
+            job.cancel()
             self._set_status("Cancelling…")
 
     def confirm(self, title: str, question: str) -> bool:
@@ -385,22 +386,20 @@ class QtModelManagerDialog(QDialog):
         if self._task is not None:
             return False
         self._task = action
-        self._cancel = threading.Event()
-        signals = self._signals = TaskSignals(self)
-        signals.progressed.connect(self._on_task_progressed)
-        signals.succeeded.connect(lambda result: self._on_task_succeeded(action, result))
-        signals.failed.connect(lambda text: self._on_task_failed(action, text))
-        signals.cancelled.connect(lambda text: self._on_task_cancelled(action, text))
         self.progress.setRange(0, 0)  # busy until a download knows its size
         self._set_status(message)
         self._update_buttons()
-        cancel = self._cancel
-        threading.Thread(
-            target=run_task, args=(work, signals, cancel), name=f"model-{action}", daemon=True
-        ).start()
+        self._jobs.run(
+            "model-task",
+            run_task,
+            work,
+            on_progress=lambda event: self._on_task_progressed(*event.data),
+            on_result=lambda result: self._on_task_succeeded(action, result),
+            on_error=lambda text: self._on_task_failed(action, text),
+            on_cancelled=lambda text: self._on_task_cancelled(action, text),
+        )
         return True
 
-    @Slot(object, object)
     def _on_task_progressed(self, done: int, total: int | None) -> None:
         if total:
             self.progress.setRange(0, 1000)
@@ -449,7 +448,6 @@ class QtModelManagerDialog(QDialog):
 
     def _end_task(self) -> None:
         self._task = None
-        self._signals.deleteLater()  # its thread has sent its last signal
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self._update_buttons()
