@@ -42,6 +42,7 @@ def start_child(
     *args: str,
     env: dict[str, str] | None = None,
     stdout: int | None = None,
+    stderr: int | None = None,
     cwd: str | None = None,
 ):
     """Start ``ctseg <subcommand> <args>`` as a child process of this installation.
@@ -56,7 +57,7 @@ def start_child(
         As for :func:`self_command`.
     env
         Extra environment variables on top of this process's.
-    stdout
+    stdout, stderr
         ``subprocess.PIPE`` to read the child's output; None to share ours.
     cwd
         Working folder of the child.
@@ -85,7 +86,25 @@ def start_child(
         env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=stdout,
+        stderr=stderr,
         cwd=cwd,
         creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         **kwargs,
     )
+
+
+def describe_exit(returncode: int | None) -> str:
+    """How a child process ended, in words (``exit code 3``, ``killed by signal 9 (SIGKILL)``)."""
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            return f"killed by signal {-returncode}"
+        return f"killed by signal {-returncode} ({name})"
+    if returncode in (0xC0000005, -1073741819):
+        return f"exit code {returncode} (access violation)"
+    return f"exit code {returncode}"

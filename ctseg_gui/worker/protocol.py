@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctseg_gui.core.jobs import JobEvent
+from ctseg_gui.launch import describe_exit
 
 #: Environment variable through which the worker receives the connection's key (a command line
 #: is visible to every user of the machine; the environment is not).
@@ -38,20 +39,3 @@ class JobResult:
 
     arrays: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def describe_exit(returncode: int | None) -> str:
-    """How a process ended, in words (``exit code 3``, ``killed by signal 9 (SIGKILL)``)."""
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        import signal
-
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            return f"killed by signal {-returncode}"
-        return f"killed by signal {-returncode} ({name})"
-    if returncode in (0xC0000005, -1073741819):
-        return f"exit code {returncode} (access violation)"
-    return f"exit code {returncode}"
