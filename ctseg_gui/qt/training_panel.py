@@ -137,6 +137,7 @@ class QtTrainingPanel(QWidget):
         self.val_fraction.setValue(0.2)
         self.val_fraction.setToolTip("Share of the cases kept for validation")
         self.run_dir = QLineEdit()
+        self.run_dir.setPlaceholderText("default: a new folder under the app's runs/")
         self.install_as = QLineEdit()
         self.install_as.setPlaceholderText("install when done as… (optional)")
         model_row = QHBoxLayout()
@@ -249,8 +250,11 @@ class QtTrainingPanel(QWidget):
         if image is None or labels is None:
             self._refuse("Open a CT and its labels first.")
             return
+        from ctseg_gui.core.labels import LabelMap
         from ctseg_gui.training.datasets import add_case
 
+        # A snapshot: the user may go on editing while the files are written.
+        labels = LabelMap(labels.array.copy(), image, labels.table)
         self._set_status(f"Saving the case to {training_set}…")
         self._jobs.run(
             "save-case",
@@ -312,14 +316,12 @@ class QtTrainingPanel(QWidget):
         Raises
         ------
         CtsegError
-            No base model, no case, no run folder, or a patch size that is not three numbers.
+            No base model, no case, or a patch size that is not three numbers.
         """
         if not self.base_model.text().strip():
             raise CtsegError("name a base model (an installed id or a bundle folder)")
         if not len(self.dataset):
             raise CtsegError("add at least one case (a CT and its label)")
-        if not self.run_dir.text().strip():
-            raise CtsegError("choose a run folder")
         spec = {
             "base_model": self.base_model.text().strip(),
             "train": list(self.dataset.cases),
@@ -330,7 +332,7 @@ class QtTrainingPanel(QWidget):
             "lr": self.lr.value(),
             "optimizer": self.optimizer.currentText(),
             "device": self.device.currentData(),
-            "run_dir": self.run_dir.text().strip(),
+            "run_dir": self.run_dir.text().strip() or str(_new_run_dir()),
         }
         if len(self.dataset) > 1:
             spec["val_fraction"] = self.val_fraction.value()
@@ -490,6 +492,15 @@ class QtTrainingPanel(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Training-set folder")
         if folder:
             self.add_current_case(folder)
+
+
+def _new_run_dir() -> Path:
+    """``<user data>/runs/run-YYYYmmdd-HHMMSS``: a fresh folder for a run the user did not name."""
+    import time
+
+    from ctseg_gui.core.settings import user_data_dir
+
+    return user_data_dir() / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
 
 
 def _spin(low: int, high: int, value: int) -> QSpinBox:

@@ -177,3 +177,31 @@ def test_the_window_docks_the_panel_and_hands_model_runs_to_the_cpu_while_traini
 
     viewer.training_action.setChecked(False)
     assert not viewer.training_dock.isVisible()
+
+
+def test_the_open_case_and_its_corrected_labels_join_a_training_set(
+    qtbot, viewer, open_and_wait, abdomen_ct, reference_labels, tmp_path
+):
+    open_and_wait(viewer, abdomen_ct, reference_labels)
+    viewer.show_training_panel()
+    panel = viewer.training_panel
+    # A correction: the spleen (1) loses its top slab, as if the user had erased it.
+    editor = viewer.document.editor
+    before = viewer.document.labels.array.copy()
+    spleen_z = np.nonzero((before == 1).any(axis=(1, 2)))[0]  # arrays are (z, y, x)
+    _, ny, nx = before.shape
+    region = (slice(int(spleen_z[-3]), int(spleen_z[-1]) + 1), slice(0, ny), slice(0, nx))
+    editor.apply(region, np.where(before[region] == 1, 0, before[region]), "erase")
+    corrected = viewer.document.labels.array.copy()
+    assert not np.array_equal(corrected, before)
+
+    folder = tmp_path / "my training set"
+    with qtbot.waitSignal(panel.case_added, timeout=60_000) as added:
+        panel.add_current_case(folder)
+    case = added.args[0]
+    assert Path(case["image"]).parent == folder / "imagesTr"
+    saved = sitk.GetArrayFromImage(sitk.ReadImage(case["label"]))
+    np.testing.assert_array_equal(saved, corrected)  # the corrected labels, not the file's
+    listing = json.loads((folder / "datalist.json").read_text())["training"]
+    assert listing == [{"image": "imagesTr/case_001.nii.gz", "label": "labelsTr/case_001.nii.gz"}]
+    assert panel.dataset.cases == [case] and panel.case_list.count() == 1
