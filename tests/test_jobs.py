@@ -116,3 +116,14 @@ def test_a_broken_subscriber_does_not_stop_the_job(capsys):
     job.finish(5)
     assert job.done and job.result == 5
     assert "ZeroDivisionError" in capsys.readouterr().err
+
+
+def test_without_catch_warnings_a_job_leaves_warnings_to_the_process():
+    def warns(job: Job) -> int:
+        warnings.warn("library noise", UserWarning, stacklevel=1)
+        return 1
+
+    with pytest.warns(UserWarning, match="library noise"):
+        job = run_in_thread(warns)
+        assert job.wait(WAIT)
+    assert [e.kind for e in job.events] == ["started", "result"]

@@ -10,6 +10,7 @@ or :meth:`~Job.cancel`. Callbacks run on the producer's thread; a GUI hops them 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import traceback
@@ -246,8 +247,12 @@ def run_in_thread(
 
 def _run(job: Job, work: Callable[..., Any], args: tuple, catch_warnings: bool) -> None:
     job.started()
-    with warnings.catch_warnings(record=True) as caught:
+    caught: list = []
+    # Only when asked: recording swaps the process-wide warning hooks for the job's duration.
+    recording = warnings.catch_warnings(record=True) if catch_warnings else contextlib.nullcontext()
+    with recording as recorded:
         if catch_warnings:
+            caught = recorded
             warnings.simplefilter("always", CtsegWarning)
         try:
             value = work(job, *args)
@@ -257,12 +262,11 @@ def _run(job: Job, work: Callable[..., Any], args: tuple, catch_warnings: bool) 
             final = JobEvent(job.id, "error", message=error_text(error))
         else:
             final = JobEvent(job.id, "result", result=value)
-    if catch_warnings:
-        for note in caught:
-            if issubclass(note.category, CtsegWarning):
-                job.warn(str(note.message))
-            else:  # not ours to report: hand it on as if it had not been caught
-                warnings.showwarning(note.message, note.category, note.filename, note.lineno)
+    for note in caught:
+        if issubclass(note.category, CtsegWarning):
+            job.warn(str(note.message))
+        else:  # not ours to report: hand it on as if it had not been caught
+            warnings.showwarning(note.message, note.category, note.filename, note.lineno)
     if final.kind == "result" and job.cancel_requested:
         final = JobEvent(job.id, "cancelled")  # it finished before it saw the request
     job.emit(final)
