@@ -443,6 +443,9 @@ class QtMainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         if self._confirm_discard():
             self.loader.cancel()
+            if self.training_panel is not None:
+                # The run checkpoints and exits; Resume continues it in the next session.
+                self.training_panel.stop()
             event.accept()
         else:
             event.ignore()

@@ -11,29 +11,24 @@ events arrive through it too, on the GUI thread.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListWidget,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from ctseg_gui.core.errors import CtsegError
 from ctseg_gui.qt.jobs import QtJobs
+from ctseg_gui.qt.training_form import QtSpecForm, build_curves, format_eta, read_template
 from ctseg_gui.training.run_model import (
     Started,
     TrainingDataset,
@@ -43,19 +38,6 @@ from ctseg_gui.training.run_model import (
 
 ERROR_STYLE = "color: #e0605a;"
 GPU_NOTE = "This training run holds the GPU: model runs go to the CPU until it ends."
-OPTIMIZERS = ("Adam", "AdamW", "Novograd")
-
-
-def format_eta(seconds: float | None) -> str:
-    """``ETA 3 min 20 s`` style text (empty while unknown)."""
-    if seconds is None:
-        return ""
-    seconds = max(0, round(seconds))
-    minutes, sec = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"ETA {hours} h {minutes:02d} min"
-    return f"ETA {minutes} min {sec:02d} s" if minutes else f"ETA {sec} s"
 
 
 class QtTrainingPanel(QWidget):
@@ -80,6 +62,8 @@ class QtTrainingPanel(QWidget):
         A pair joined the data set.
     model_installed(str)
         The run's bundle was installed under this id.
+    defaults_loaded(dict)
+        A model's template spec filled the form.
     """
 
     run_started = Signal(object)
@@ -88,6 +72,7 @@ class QtTrainingPanel(QWidget):
     failed = Signal(str)
     case_added = Signal(dict)
     model_installed = Signal(str)
+    defaults_loaded = Signal(dict)
 
     def __init__(self, document=None, parent=None) -> None:
         super().__init__(parent)
@@ -115,52 +100,16 @@ class QtTrainingPanel(QWidget):
         box.addWidget(self.case_list)
         box.addLayout(row)
 
-        self.base_model = QLineEdit()
-        self.base_model.setPlaceholderText("installed model id or bundle folder")
-        self.defaults_button = QPushButton("Defaults")
-        self.defaults_button.setToolTip("Fill the form with this model's defaults")
-        self.defaults_button.clicked.connect(lambda: self.load_defaults(self.base_model.text()))
-        self.max_iterations = _spin(1, 10**7, 1000)
-        self.val_interval = _spin(1, 10**6, 100)
-        self.checkpoint_interval = _spin(1, 10**6, 50)
-        self.batch_size = _spin(1, 256, 2)
-        self.patch_size = QLineEdit()
-        self.patch_size.setPlaceholderText("the model's window (e.g. 96, 96, 96)")
-        self.lr = QDoubleSpinBox(decimals=6, minimum=1e-7, maximum=1.0, singleStep=1e-5)
-        self.lr.setValue(1e-4)
-        self.optimizer = QComboBox()
-        self.optimizer.addItems(OPTIMIZERS)
-        self.device = QComboBox()
-        for text, value in (("Automatic", "auto"), ("CPU", "cpu"), ("GPU (CUDA)", "cuda")):
-            self.device.addItem(text, value)
-        self.val_fraction = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05)
-        self.val_fraction.setValue(0.2)
-        self.val_fraction.setToolTip("Share of the cases kept for validation")
-        self.run_dir = QLineEdit()
-        self.run_dir.setPlaceholderText("default: a new folder under the app's runs/")
-        self.install_as = QLineEdit()
-        self.install_as.setPlaceholderText("install when done as… (optional)")
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.base_model, 1)
-        model_row.addWidget(self.defaults_button)
-        form = QFormLayout()
-        form.addRow("Base model", model_row)
-        form.addRow("Iterations", self.max_iterations)
-        form.addRow("Validate every", self.val_interval)
-        form.addRow("Checkpoint every", self.checkpoint_interval)
-        form.addRow("Batch size", self.batch_size)
-        form.addRow("Patch size", self.patch_size)
-        form.addRow("Learning rate", self.lr)
-        form.addRow("Optimizer", self.optimizer)
-        form.addRow("Device", self.device)
-        form.addRow("Validation share", self.val_fraction)
-        form.addRow("Run folder", self.run_dir)
-        form.addRow("Install as", self.install_as)
+        self.form = QtSpecForm()
+        self.form.defaults_requested.connect(self.load_defaults)
 
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume")
         self.install_button = QPushButton("Install as model")
+        self.open_button = QPushButton("Open run…")
+        self.open_button.setToolTip("Show a run folder's curves; resume it if it was stopped")
+        self.open_button.clicked.connect(self._on_open_clicked)
         self.start_button.clicked.connect(lambda: self.start())
         self.stop_button.clicked.connect(self.stop)
         self.resume_button.clicked.connect(self.resume)
@@ -168,6 +117,7 @@ class QtTrainingPanel(QWidget):
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.resume_button):
             buttons.addWidget(button)
+        buttons.addWidget(self.open_button)
         buttons.addStretch(1)
         buttons.addWidget(self.install_button)
 
@@ -184,7 +134,7 @@ class QtTrainingPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(cases)
-        layout.addLayout(form)
+        layout.addWidget(self.form)
         layout.addLayout(buttons)
         layout.addWidget(self._build_plots(), 1)
         layout.addWidget(self.eta_label)
@@ -195,28 +145,8 @@ class QtTrainingPanel(QWidget):
 
     # ---- plots ---------------------------------------------------------------------------------
     def _build_plots(self) -> QWidget:
-        """Loss and mean-Dice plots; a line saying what is missing when pyqtgraph is not there."""
-        try:
-            import pyqtgraph as pg
-        except ImportError:
-            self.loss_curve = self.dice_curve = None
-            return QLabel(
-                "Curves need pyqtgraph (pip install pyqtgraph); the log shows the numbers."
-            )
-        pg.setConfigOptions(antialias=True)
-        plots = pg.GraphicsLayoutWidget()
-        plots.setMinimumHeight(220)
-        loss = plots.addPlot(row=0, col=0, title="Training loss")
-        loss.setLabel("bottom", "iteration")
-        loss.showGrid(x=True, y=True, alpha=0.3)
-        dice = plots.addPlot(row=1, col=0, title="Validation mean Dice")
-        dice.setLabel("bottom", "iteration")
-        dice.setYRange(0, 1)
-        dice.showGrid(x=True, y=True, alpha=0.3)
-        self.loss_curve = loss.plot(pen=pg.mkPen("#4c9be8", width=2))
-        self.dice_curve = dice.plot(pen=pg.mkPen("#5cc46a", width=2), symbol="o", symbolSize=6)
-        self.plots = plots
-        return plots
+        widget, self.loss_curve, self.dice_curve = build_curves()
+        return widget
 
     def _redraw(self) -> None:
         if self.run is None or self.loss_curve is None:
@@ -284,71 +214,18 @@ class QtTrainingPanel(QWidget):
             return
         self._set_status(f"Reading the defaults of {model}…")
         self._jobs.run(
-            "template", _template, model.strip(), on_result=self.set_spec, on_error=self._refuse
+            "template", read_template, model.strip(), on_result=self.set_spec, on_error=self._refuse
         )
 
     def set_spec(self, spec: dict) -> None:
         """Show ``spec``'s values in the form (cases stay as they are)."""
-        self.base_model.setText(str(spec.get("base_model") or self.base_model.text()))
-        for key, widget in (
-            ("max_iterations", self.max_iterations),
-            ("val_interval", self.val_interval),
-            ("checkpoint_interval", self.checkpoint_interval),
-            ("batch_size", self.batch_size),
-        ):
-            if spec.get(key) is not None:
-                widget.setValue(int(spec[key]))
-        if spec.get("lr") is not None:
-            self.lr.setValue(float(spec["lr"]))
-        if spec.get("optimizer") in OPTIMIZERS:
-            self.optimizer.setCurrentText(spec["optimizer"])
-        if spec.get("device"):
-            self.device.setCurrentIndex(max(0, self.device.findData(spec["device"])))
-        patch = spec.get("patch_size")
-        self.patch_size.setText(", ".join(str(int(v)) for v in patch) if patch else "")
-        if spec.get("val_fraction") is not None:
-            self.val_fraction.setValue(float(spec["val_fraction"]))
-        self._set_status(f"Defaults of {self.base_model.text()} loaded.")
+        self.form.set_spec(spec)
+        self._set_status(f"Defaults of {self.form.base_model.text()} loaded.")
+        self.defaults_loaded.emit(spec)
 
     def spec(self) -> dict:
-        """The spec of the form and the cases (``ctseg train`` keys).
-
-        Raises
-        ------
-        CtsegError
-            No base model, no case, or a patch size that is not three numbers.
-        """
-        if not self.base_model.text().strip():
-            raise CtsegError("name a base model (an installed id or a bundle folder)")
-        if not len(self.dataset):
-            raise CtsegError("add at least one case (a CT and its label)")
-        spec = {
-            "base_model": self.base_model.text().strip(),
-            "train": list(self.dataset.cases),
-            "max_iterations": self.max_iterations.value(),
-            "val_interval": self.val_interval.value(),
-            "checkpoint_interval": self.checkpoint_interval.value(),
-            "batch_size": self.batch_size.value(),
-            "lr": self.lr.value(),
-            "optimizer": self.optimizer.currentText(),
-            "device": self.device.currentData(),
-            "run_dir": self.run_dir.text().strip() or str(_new_run_dir()),
-        }
-        if len(self.dataset) > 1:
-            spec["val_fraction"] = self.val_fraction.value()
-        else:  # one case: it is both the training and the validation case
-            spec["val"] = list(self.dataset.cases)
-        if self.patch_size.text().strip():
-            try:
-                patch = [int(v) for v in self.patch_size.text().replace("x", ",").split(",")]
-            except ValueError:
-                patch = []
-            if len(patch) != 3 or min(patch) < 1:
-                raise CtsegError(f"patch size {self.patch_size.text()!r} is not three numbers")
-            spec["patch_size"] = patch
-        if self.install_as.text().strip():
-            spec["install_as"] = self.install_as.text().strip()
-        return spec
+        """The spec of the form and the cases (see :meth:`QtSpecForm.spec`)."""
+        return self.form.spec(self.dataset.cases)
 
     # ---- run -----------------------------------------------------------------------------------
     def start(self, spec: dict | None = None) -> TrainingRun | None:
@@ -361,6 +238,32 @@ class QtTrainingPanel(QWidget):
         self.log.clear()
         self._launch(resume=False)
         return self.run
+
+    def open_run(self, run_dir: str | Path) -> TrainingRun | None:
+        """Show an earlier run (its ``spec.json`` and ``events.jsonl``); Resume continues it."""
+        from ctseg_gui.training.run_model import SPEC_FILE
+
+        if self.run is not None and self.run.running:
+            self._refuse("Stop the running training first.")
+            return None
+        spec_path = Path(run_dir).expanduser() / SPEC_FILE
+        try:
+            spec = json.loads(spec_path.read_text())
+            run = TrainingRun(spec)
+            run.run_dir = spec_path.parent  # the folder may have moved since
+            run.replay()
+        except (OSError, ValueError, CtsegError) as error:
+            self._refuse(f"{spec_path}: not a training run ({error})")
+            return None
+        self.run = run
+        self.form.set_spec(spec)
+        self.log.setPlainText("\n".join(run.log))
+        self.eta_label.setText("")
+        self._redraw()
+        state = "finished" if run.done else f"stopped at iteration {run.iteration}"
+        self._set_status(f"Run in {run.run_dir}: {state}.")
+        self._update_buttons()
+        return run
 
     def stop(self) -> None:
         """Stop the run: it writes a checkpoint and exits; Resume continues it."""
@@ -435,7 +338,7 @@ class QtTrainingPanel(QWidget):
             return
         from ctseg_gui.inference.manager import install
 
-        model_id = model_id or self.install_as.text().strip() or None
+        model_id = model_id or self.form.install_as.text().strip() or None
         self._set_status(f"Installing {done.bundle}…")
         self._jobs.run(
             "install",
@@ -488,37 +391,12 @@ class QtTrainingPanel(QWidget):
         if label:
             self.add_case(image, label)
 
+    def _on_open_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Training run folder")
+        if folder:
+            self.open_run(folder)
+
     def _on_add_current_clicked(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Training-set folder")
         if folder:
             self.add_current_case(folder)
-
-
-def _new_run_dir() -> Path:
-    """``<user data>/runs/run-YYYYmmdd-HHMMSS``: a fresh folder for a run the user did not name."""
-    import time
-
-    from ctseg_gui.core.settings import user_data_dir
-
-    return user_data_dir() / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
-
-
-def _spin(low: int, high: int, value: int) -> QSpinBox:
-    box = QSpinBox(minimum=low, maximum=high)
-    box.setValue(value)
-    return box
-
-
-def _template(_job, model: str) -> dict:
-    """``ctseg train --template MODEL`` in a child process (it loads the bundle's config)."""
-    from ctseg_gui.launch import describe_exit, start_child
-
-    proc = start_child("train", "--template", model, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        lines = [line for line in err.splitlines() if line.startswith("ctseg: error:")]
-        reason = (
-            lines[-1].removeprefix("ctseg: error: ") if lines else describe_exit(proc.returncode)
-        )
-        raise CtsegError(f"no defaults for {model}: {reason}")
-    return json.loads(out)

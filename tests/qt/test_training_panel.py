@@ -89,15 +89,15 @@ def test_a_real_run_shows_its_curves_stops_and_resumes(qtbot, panel, tmp_path, d
     bundle = build_spleen_bundle(tmp_path / "bundle", pixdim=(4.0, 4.0, 4.0), train_config=True)
     case = spleen_slab_case(tmp_path / "case")
     assert _add(qtbot, panel, case["image"], case["label"])[0] == "added"
-    panel.base_model.setText(str(bundle))
-    panel.max_iterations.setValue(12)
-    panel.val_interval.setValue(4)
-    panel.checkpoint_interval.setValue(2)
-    panel.batch_size.setValue(1)
-    panel.patch_size.setText("32, 32, 16")
-    panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    panel.form.base_model.setText(str(bundle))
+    panel.form.max_iterations.setValue(12)
+    panel.form.val_interval.setValue(4)
+    panel.form.checkpoint_interval.setValue(2)
+    panel.form.batch_size.setValue(1)
+    panel.form.patch_size.setText("32, 32, 16")
+    panel.form.device.setCurrentIndex(panel.form.device.findData("cpu"))
     run_dir = tmp_path / "run"
-    panel.run_dir.setText(str(run_dir))
+    panel.form.run_dir.setText(str(run_dir))
 
     with qtbot.waitSignal(panel.run_started, timeout=10_000):
         panel.start_button.click()
@@ -120,6 +120,13 @@ def test_a_real_run_shows_its_curves_stops_and_resumes(qtbot, panel, tmp_path, d
     assert 0 < stopped_at < 12 and run.can_resume
     assert panel.resume_button.isEnabled() and not panel.stop_button.isEnabled()
     assert "cancelled" in panel.log.toPlainText()
+    # Another session opens the stopped run: the same curve, and Resume is offered.
+    other = QtTrainingPanel()
+    qtbot.addWidget(other)
+    reopened = other.open_run(run_dir)
+    assert reopened is not None and reopened.can_resume and other.resume_button.isEnabled()
+    assert list(other.loss_curve.getData()[0]) == [n for n, _ in run.losses]
+    assert other.form.base_model.text() == str(bundle)
 
     with qtbot.waitSignal(panel.run_ended, timeout=RUN_MS) as ended:
         panel.resume_button.click()
@@ -133,7 +140,7 @@ def test_a_real_run_shows_its_curves_stops_and_resumes(qtbot, panel, tmp_path, d
     assert run.done is not None and Path(run.done.bundle).is_dir()
 
     assert panel.install_button.isEnabled()
-    panel.install_as.setText("spleen-finetuned")
+    panel.form.install_as.setText("spleen-finetuned")
     with qtbot.waitSignal(panel.model_installed, timeout=60_000) as installed:
         panel.install_button.click()
     assert installed.args == ["spleen-finetuned"]
@@ -205,3 +212,20 @@ def test_the_open_case_and_its_corrected_labels_join_a_training_set(
     listing = json.loads((folder / "datalist.json").read_text())["training"]
     assert listing == [{"image": "imagesTr/case_001.nii.gz", "label": "labelsTr/case_001.nii.gz"}]
     assert panel.dataset.cases == [case] and panel.case_list.count() == 1
+
+
+def test_defaults_come_from_the_models_template(qtbot, panel, tmp_path):
+    bundle = build_spleen_bundle(tmp_path / "bundle")
+    panel.form.patch_size.setText("8, 8, 8")
+    panel.form.max_iterations.setValue(7)
+    with qtbot.waitSignal(panel.defaults_loaded, timeout=RUN_MS):
+        panel.form.base_model.setText(str(bundle))
+        panel.form.defaults_button.click()
+    # The spleen bundle's sliding-window ROI and the contract's defaults.
+    assert panel.form.patch_size.text() == "96, 96, 96"
+    assert panel.form.max_iterations.value() == 1000
+    assert panel.form.optimizer.currentText() == "Adam"
+
+    with qtbot.waitSignal(panel.failed, timeout=RUN_MS) as failed:
+        panel.load_defaults(str(tmp_path / "no-such-model"))
+    assert failed.args[0].startswith("no defaults for ") and "no-such-model" in failed.args[0]
