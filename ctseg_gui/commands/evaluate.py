@@ -61,7 +61,6 @@ def _label_map(text: str | None) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ctseg_gui.inference.manager import installed_path
     from ctseg_gui.training.datasets import read_cases
     from ctseg_gui.training.evaluate import evaluate_model, table, write_csv
     from ctseg_gui.training.events import _clean
@@ -75,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         baseline = _model(args.baseline)
     elif not args.no_baseline:
         parent = parent_of(model.bundle) if model.bundle else None
-        if parent and installed_path(parent) is not None:
-            baseline = _model(parent)
+        if parent:
+            baseline = _model(parent, model.variant)
 
     def progress(i: int, n: int, image: str) -> None:
         print(f"case {i + 1}/{n}: {image}", file=sys.stderr)

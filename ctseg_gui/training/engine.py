@@ -166,7 +166,7 @@ def _run(spec, resume, log, stop, rank, world, local_rank):  # noqa: C901 - one 
 
     import torch
     import torch.distributed as dist
-    from monai.data import CacheDataset, DataLoader, list_data_collate, partition_dataset
+    from monai.data import CacheDataset, DataLoader, list_data_collate
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
 
@@ -235,7 +235,10 @@ def _run(spec, resume, log, stop, rank, world, local_rank):  # noqa: C901 - one 
 
     set_determinism(seed=spec.seed + rank)
     train_tf, val_tf = build_transforms(base, patch, spec.batch_size, mapping)
-    shard = partition_dataset(train, num_partitions=world, even_divisible=True)[rank]
+    # Every rank gets the same number of cases (cases repeat when there are fewer than ranks), so
+    # all ranks run the same number of iterations per epoch.
+    per_rank = -(-len(train) // world)
+    shard = [train[(rank + i * world) % len(train)] for i in range(per_rank)]
     train_ds = CacheDataset(shard, train_tf, cache_rate=spec.cache_rate, progress=False)
     loader = DataLoader(
         train_ds,
@@ -309,6 +312,10 @@ def _run(spec, resume, log, stop, rank, world, local_rank):  # noqa: C901 - one 
             scaler.step(optimizer)
             scaler.update()
             lr = optimizer.param_groups[0]["lr"]
+            loss = loss.detach().float().cpu()
+            if world > 1:  # report the mean over the ranks: the loss of the whole batch
+                dist.all_reduce(loss, op=dist.ReduceOp.SUM)
+                loss = loss / world
             schedule.step()
             iteration += 1
             took = time.perf_counter() - began
@@ -318,7 +325,7 @@ def _run(spec, resume, log, stop, rank, world, local_rank):  # noqa: C901 - one 
                 "iteration",
                 iteration=iteration,
                 epoch=epoch,
-                loss=float(loss.detach()),
+                loss=float(loss),
                 lr=float(lr),
                 sec_per_iter=seconds,
                 eta_s=left * seconds + remaining_vals(iteration) * last_val_s,

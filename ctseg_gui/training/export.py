@@ -112,10 +112,19 @@ def _bake_overrides(bundle: Path, base) -> None:
 
 
 def parent_of(bundle: Path) -> str | None:
-    """The parent model id recorded in a fine-tuned bundle's metadata, or None."""
+    """The parent of a fine-tuned bundle as recorded in its metadata: its model id when that is
+    installed, else its bundle folder when that still exists; None otherwise."""
+    from ctseg_gui.inference.manager import installed_path
+
     try:
         metadata = json.loads((Path(bundle) / "configs" / "metadata.json").read_text())
     except (OSError, ValueError):
         return None
     record = metadata.get("ctseg_finetune")
-    return record.get("parent_model") if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    parent = record.get("parent_model")
+    if parent and installed_path(parent) is not None:
+        return parent
+    folder = record.get("parent_bundle")
+    return folder if folder and Path(folder).is_dir() else None

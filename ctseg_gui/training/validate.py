@@ -14,11 +14,14 @@ def validate(network, dataset, base, patch, device, amp: bool) -> tuple[dict[str
     """``({class name: Dice}, mean Dice)`` of ``network`` on ``dataset`` (left in train mode)."""
     import torch
     from monai.inferers import sliding_window_inference
-    from monai.metrics import DiceMetric
+    from monai.metrics import compute_dice
+    from monai.metrics.utils import do_metric_reduction
     from monai.networks.utils import one_hot
 
     classes = base.num_classes
-    metric = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
+    # compute_dice per case, not DiceMetric: under DDP only rank 0 validates, and DiceMetric's
+    # aggregate() gathers its buffers from every rank (a collective the other ranks never join).
+    per_case = []
     network.eval()
     try:
         with torch.no_grad(), torch.autocast(device.type, enabled=amp):
@@ -29,8 +32,12 @@ def validate(network, dataset, base, patch, device, amp: bool) -> tuple[dict[str
                     image, list(patch), sw_batch_size=4, predictor=network, overlap=0.25
                 )
                 prediction = one_hot(logits.argmax(dim=1, keepdim=True), classes)
-                metric(y_pred=prediction, y=one_hot(label.round().long(), classes))
-        scores = metric.aggregate().float().cpu().tolist()
+                y = one_hot(label.round().long(), classes)
+                per_case.append(
+                    compute_dice(prediction, y, include_background=False, ignore_empty=True)
+                )
+        scores, _ = do_metric_reduction(torch.cat(per_case).float().cpu(), "mean_batch")
+        scores = scores.tolist()
     finally:
         network.train()
     dice = {base.classes.get(c, f"class {c}"): scores[c - 1] for c in range(1, classes)}
