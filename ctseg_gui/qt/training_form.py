@@ -183,11 +183,12 @@ def build_curves() -> tuple[QWidget, object, object]:
         return QLabel(text), None, None
     pg.setConfigOptions(antialias=True)
     plots = pg.GraphicsLayoutWidget()
-    plots.setMinimumHeight(220)
+    plots.setMinimumHeight(200)
     loss = plots.addPlot(row=0, col=0, title="Training loss")
     loss.setLabel("bottom", "iteration")
     loss.showGrid(x=True, y=True, alpha=0.3)
-    dice = plots.addPlot(row=1, col=0, title="Validation mean Dice")
+    # Side by side: the dock is tall but the form takes most of its height.
+    dice = plots.addPlot(row=0, col=1, title="Validation mean Dice")
     dice.setLabel("bottom", "iteration")
     dice.setYRange(0, 1)
     dice.showGrid(x=True, y=True, alpha=0.3)

@@ -325,7 +325,7 @@ class QtTrainingPanel(QWidget):
     def _finish(self, state: str, text: str, error: bool = False) -> None:
         self._claim_gpu(False)
         self._redraw()
-        self.eta_label.setText(format_eta(self.run.eta_s) if state == "finished" else "")
+        self.eta_label.setText("")
         self._set_status(text, error=error)
         self._update_buttons()
         self.run_ended.emit(state)
