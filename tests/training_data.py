@@ -1,7 +1,7 @@
 """Training cases for tests and benchmarks, cut from the real abdomen CT and its reference labels.
 
 The reference label map (TotalSegmentator v1, spleen = 1) covers the whole CT; the spleen lies in
-its top 30 slices, so a slab of those keeps training tests small while every crop still holds CT
+its top 30 slices and one corner, so a box around it keeps training tests small while every crop still holds CT
 anatomy and real spleen voxels.
 """
 
@@ -13,12 +13,12 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parent / "data"
 CT = DATA / "ct" / "abdomen_3mm.nii.gz"
 LABELS = DATA / "labels" / "abdomen_3mm_totalseg_v1.nii.gz"
-#: Slices (z index range of the file) that hold the whole spleen.
-SPLEEN_SLAB = (80, 112)
+#: Index ranges (x, y, z of the file) of a 64 x 64 x 32 box that holds the whole spleen.
+SPLEEN_BOX = ((0, 64), (12, 76), (80, 112))
 
 
-def spleen_slab_case(folder: Path, slab: tuple[int, int] = SPLEEN_SLAB) -> dict:
-    """Write the CT and label slab (same geometry as the files, cut in z) under ``folder``."""
+def spleen_slab_case(folder: Path, box=SPLEEN_BOX) -> dict:
+    """Write the CT and label cut to ``box`` (same geometry as the files) under ``folder``."""
     import SimpleITK as sitk
 
     folder = Path(folder)
@@ -26,8 +26,7 @@ def spleen_slab_case(folder: Path, slab: tuple[int, int] = SPLEEN_SLAB) -> dict:
     case = {}
     for key, source in (("image", CT), ("label", LABELS)):
         image = sitk.ReadImage(str(source))
-        size = list(image.GetSize())
-        cut = sitk.RegionOfInterest(image, [size[0], size[1], slab[1] - slab[0]], [0, 0, slab[0]])
+        cut = sitk.RegionOfInterest(image, [b - a for a, b in box], [a for a, _ in box])
         target = folder / f"{key}.nii.gz"
         sitk.WriteImage(cut, str(target))
         case[key] = str(target)

@@ -41,6 +41,15 @@ def run(args: argparse.Namespace) -> int:
     from ctseg_gui.training.spec import load_spec
 
     spec = load_spec(args.spec)
+    from pathlib import Path
+
+    from ctseg_gui.training.checkpoint import CHECKPOINT
+
+    if not args.resume and (Path(spec.run_dir) / CHECKPOINT).exists():
+        # said before torch loads: a started run is never silently overwritten
+        raise CtsegError(
+            "already holds a run; continue it with --resume or pick a new run_dir", spec.run_dir
+        )
     if spec.nproc > 1 and not is_rank():
         extra = [str(spec.source)] + ["--resume"] * args.resume + ["--json"] * args.json
         if getattr(args, "debug", False):

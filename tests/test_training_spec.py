@@ -1,0 +1,156 @@
+"""Training specs and case lists: strict spec reading, datalists, MSD folders, grids, label maps."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from bundles import build_spleen_bundle
+from training_data import spleen_slab_case, write_spec
+
+from ctseg_gui.core.errors import CtsegError, CtsegWarning, GeometryMismatchError
+from ctseg_gui.training.datasets import (
+    add_case,
+    check_cases,
+    read_cases,
+    split_cases,
+    value_map,
+)
+from ctseg_gui.training.spec import KEYS, SpecError, load_spec
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    return spleen_slab_case(tmp_path_factory.mktemp("slab"))
+
+
+def test_spec_paths_are_relative_to_the_spec_file(tmp_path):
+    spec = load_spec(
+        write_spec(
+            tmp_path / "spec.json",
+            base_model="spleen_ct_segmentation",
+            train=[{"image": "imagesTr/a.nii.gz", "label": "labelsTr/a.nii.gz"}],
+            label_map={"1": 1, "6.0": 0},
+            patch_size=48,
+        )
+    )
+    assert spec.train[0]["image"] == str(tmp_path / "imagesTr" / "a.nii.gz")
+    assert spec.run_dir == str(tmp_path / "spec-run")
+    assert spec.patch_size == [48, 48, 48]
+    assert spec.label_map == {"1": 1, "6": 0}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"learning_rate": 0.1}, "unknown key 'learning_rate'"),
+        ({"max_iterations": "10"}, "'max_iterations' must be int"),
+        ({"optimizer": "SGD"}, "'optimizer' must be one of Adam, AdamW, Novograd"),
+        ({"train": [{"image": "x.nii.gz"}]}, "'train' entry 0 needs"),
+        ({"patch_size": [8, 8, 8]}, "'patch_size' must be three sizes"),
+    ],
+)
+def test_bad_spec_is_one_error_naming_the_file_and_key(tmp_path, values, message):
+    spec = {"base_model": "m", "train": [{"image": "a", "label": "b"}], **values}
+    path = write_spec(tmp_path / "spec.json", **spec)
+    with pytest.raises(SpecError, match=message) as error:
+        load_spec(path)
+    assert str(path) in str(error.value)
+
+
+def test_cli_reports_an_unknown_key_in_one_line(tmp_path):
+    path = write_spec(tmp_path / "spec.json", base_model="m", train=[], epochs=3)
+    result = subprocess.run(
+        [sys.executable, "-m", "ctseg_gui.cli", "train", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"ctseg: error: {path}: unknown key 'epochs' in the spec (known keys: "
+        + ", ".join(KEYS)
+        + ")"
+    ]
+
+
+def test_template_uses_the_bundle_roi_and_its_train_config_optimiser(tmp_path, capsys):
+    from ctseg_gui.cli import main
+
+    bundle = build_spleen_bundle(tmp_path / "b", train_config=True)
+    assert main(["train", "--template", str(bundle)]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["patch_size"] == [96, 96, 96]
+    assert spec["optimizer"] == "Adam" and spec["lr"] == 1e-4
+    assert spec["base_model"] == str(bundle)
+
+
+def test_msd_folder_and_datalists_give_the_same_cases(tmp_path, case):
+    for sub in ("imagesTr", "labelsTr"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "imagesTr" / "c1.nii.gz").symlink_to(case["image"])
+    (tmp_path / "labelsTr" / "c1.nii.gz").symlink_to(case["label"])
+    msd = read_cases(tmp_path)
+    (tmp_path / "list.json").write_text(
+        json.dumps({"validation": [{"image": "imagesTr/c1.nii.gz", "label": "labelsTr/c1.nii.gz"}]})
+    )
+    assert read_cases(tmp_path / "list.json") == msd
+    assert msd == [
+        {
+            "image": str((tmp_path / "imagesTr" / "c1.nii.gz").resolve()),
+            "label": str((tmp_path / "labelsTr" / "c1.nii.gz").resolve()),
+        }
+    ]
+    (tmp_path / "labelsTr" / "c1.nii.gz").unlink()
+    with pytest.raises(CtsegError, match="no label file for c1.nii.gz"):
+        read_cases(tmp_path)
+
+
+def test_grid_mismatch_names_the_label_file(tmp_path, case):
+    label = sitk.ReadImage(case["label"])
+    label.SetOrigin([o + 5.0 for o in label.GetOrigin()])
+    moved = tmp_path / "moved.nii.gz"
+    sitk.WriteImage(label, str(moved))
+    with pytest.raises(GeometryMismatchError, match="label origin") as error:
+        check_cases([{"image": case["image"], "label": str(moved)}])
+    assert str(moved) in str(error.value)
+    values, sizes = check_cases([case])
+    assert {0, 1, 5} <= values  # background, spleen, liver in the slab
+    assert sizes == [(64, 64, 32)]
+
+
+def test_value_map_defaults_and_warns_about_unmapped_values():
+    classes = {0: "background", 1: "spleen"}
+    with pytest.warns(CtsegWarning, match=r"label values 5, 6 \(2 in all\)"):
+        assert value_map({0, 1, 5, 6}, classes, None) == {0: 0, 1: 1, 5: 0, 6: 0}
+    with pytest.warns(CtsegWarning, match="label values 1"):
+        assert value_map({0, 1, 5}, classes, {"5": 1}) == {0: 0, 1: 0, 5: 1}
+    with pytest.raises(CtsegError, match="sends 5 to class 3"):
+        value_map({0, 5}, classes, {"5": 3})
+
+
+def test_split_is_seeded_and_keeps_both_sides():
+    cases = [{"image": str(i), "label": str(i)} for i in range(10)]
+    train, val = split_cases(cases, 0.2, seed=4)
+    assert len(val) == 2 and len(train) == 8
+    assert split_cases(cases, 0.2, seed=4) == (train, val)
+    assert split_cases(cases, 0.2, seed=5) != (train, val)
+    assert not {c["image"] for c in train} & {c["image"] for c in val}
+
+
+def test_add_case_writes_an_msd_training_set(tmp_path, case):
+    from ctseg_gui.io import read_image, read_label_map
+
+    volume = read_image(case["image"])
+    labels = read_label_map(case["label"], volume)
+    first = add_case(tmp_path / "set", volume, labels)
+    second = add_case(tmp_path / "set", volume, labels)
+    assert first["image"].endswith("imagesTr/case_001.nii.gz")
+    assert second["label"].endswith("labelsTr/case_002.nii.gz")
+    cases = read_cases(tmp_path / "set")
+    assert len(cases) == 2
+    back = sitk.GetArrayFromImage(sitk.ReadImage(cases[1]["label"]))
+    np.testing.assert_array_equal(back, sitk.GetArrayFromImage(sitk.ReadImage(case["label"])))
+    check_cases(cases)
