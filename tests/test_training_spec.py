@@ -154,3 +154,30 @@ def test_add_case_writes_an_msd_training_set(tmp_path, case):
     back = sitk.GetArrayFromImage(sitk.ReadImage(cases[1]["label"]))
     np.testing.assert_array_equal(back, sitk.GetArrayFromImage(sitk.ReadImage(case["label"])))
     check_cases(cases)
+
+
+@pytest.mark.parametrize("train_config", [False, True])
+def test_training_transforms_crop_patches_and_map_labels(tmp_path, case, train_config):
+    from ctseg_gui.training.model import build_transforms, resolve_base
+
+    bundle = build_spleen_bundle(tmp_path / "b", pixdim=(3.0,) * 3, train_config=train_config)
+    base = resolve_base(str(bundle))
+    assert (base.train_config is not None) == train_config
+    with pytest.warns(CtsegWarning):
+        mapping = value_map(check_cases([case])[0], base.classes, {"1": 1})
+    train, val = build_transforms(base, [32, 32, 32], 3, mapping)
+    names = [type(t).__name__ for t in train.transforms]
+    # the bundle's own train.json chain (with its flips), else ours with label-balanced crops
+    crop = "RandCropByPosNegLabeld" if train_config else "RandCropByLabelClassesd"
+    assert crop in names and ("RandFlipd" in names) == train_config
+    assert names.index("MapLabelValued") == names.index("LoadImaged") + 1
+    samples = train(dict(case))
+    assert len(samples) == 3  # batch_size patches per case, at the run's patch size
+    for sample in samples:
+        assert tuple(sample["image"].shape) == (1, 32, 32, 32)
+        assert set(np.unique(sample["label"].numpy())) <= {0.0, 1.0}
+    whole = val(dict(case))
+    assert tuple(whole["image"].shape) == (1, 64, 64, 32)  # 3 mm grid, as the bundle resamples
+    assert int(whole["label"].sum()) == int(
+        (sitk.GetArrayFromImage(sitk.ReadImage(case["label"])) == 1).sum()
+    )
