@@ -181,3 +181,20 @@ def test_training_transforms_crop_patches_and_map_labels(tmp_path, case, train_c
     assert int(whole["label"].sum()) == int(
         (sitk.GetArrayFromImage(sitk.ReadImage(case["label"])) == 1).sum()
     )
+
+
+def test_gpu_claims_are_listed_while_held_and_dead_ones_dropped(tmp_path, monkeypatch):
+    from ctseg_gui.training.gpu_claim import claim_gpu, gpu_holders
+
+    monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path))
+    assert gpu_holders() == []
+    with claim_gpu(tmp_path / "run", "cuda:0"):
+        (holder,) = gpu_holders()
+        assert holder["device"] == "cuda:0" and holder["run_dir"] == str(tmp_path / "run")
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        ).stdout.strip()
+        stale = tmp_path / "training" / f"gpu-claim-{dead}.json"
+        stale.write_text(json.dumps({"pid": int(dead), "run_dir": "x", "device": "cuda:0"}))
+        assert len(gpu_holders()) == 1 and not stale.exists()
+    assert gpu_holders() == []

@@ -151,7 +151,12 @@ def run_training(spec: TrainSpec, *, resume: bool = False, json_lines: bool = Fa
     stop = _StopFlag()
     stop.install()
     try:
-        return _run(spec, resume, log, stop, rank, world, local_rank)
+        if spec.device == "cpu" or not torch.cuda.is_available():
+            return _run(spec, resume, log, stop, rank, world, local_rank)
+        from ctseg_gui.training.gpu_claim import claim_gpu
+
+        with claim_gpu(run_dir, f"cuda:{local_rank}"):
+            return _run(spec, resume, log, stop, rank, world, local_rank)
     except CtsegError as error:
         log.emit("error", message=str(error))
         raise
