@@ -198,3 +198,28 @@ def test_gpu_claims_are_listed_while_held_and_dead_ones_dropped(tmp_path, monkey
         stale.write_text(json.dumps({"pid": int(dead), "run_dir": "x", "device": "cuda:0"}))
         assert len(gpu_holders()) == 1 and not stale.exists()
     assert gpu_holders() == []
+
+
+def test_init_from_a_pretrained_encoder_loads_the_tensors_that_fit(tmp_path):
+    import torch
+
+    from ctseg_gui.core.errors import CtsegError as Error
+    from ctseg_gui.training.model import build_network, resolve_base
+
+    bundle = build_spleen_bundle(tmp_path / "b")
+    base = resolve_base(str(bundle))
+    torch.manual_seed(7)
+    donor = build_network(base, "random").state_dict()
+    first = list(donor)[:10]  # an "encoder": the first layers, saved under a prefix
+    checkpoint = tmp_path / "encoder.pt"
+    torch.save({"state_dict": {f"encoder.{k}": donor[k] for k in first}}, checkpoint)
+    network = build_network(base, str(checkpoint)).state_dict()
+    assert all(torch.equal(network[k], donor[k]) for k in first)
+    # the rest starts from the config's own initialisation (not the donor's, not the bundle's)
+    bundle_weights = torch.load(bundle / "models" / "model.pt", weights_only=True)
+    last = [k for k in donor if k.endswith("weight") and k not in first][-1]
+    assert not torch.equal(network[last], donor[last])
+    assert not torch.equal(network[last], bundle_weights[last])
+    torch.save({"x.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(Error, match="no tensor in it fits the base network"):
+        build_network(base, str(tmp_path / "other.pt"))

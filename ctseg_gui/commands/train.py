@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         extra = [str(spec.source)] + ["--resume"] * args.resume + ["--json"] * args.json
         if getattr(args, "debug", False):
             extra.append("--debug")
-        launch_ranks(spec.nproc, extra)
+        launch_ranks(spec.nproc, extra, spec.run_dir)
         return 0
     from ctseg_gui.training.engine import run_training
 

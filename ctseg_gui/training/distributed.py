@@ -20,7 +20,7 @@ def is_rank() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def launch_ranks(nproc: int, arguments: list[str]) -> None:
+def launch_ranks(nproc: int, arguments: list[str], run_dir: str | None = None) -> None:
     """Run ``ctseg train <arguments>`` as ``nproc`` DDP ranks on this machine and wait.
 
     Raises
@@ -28,6 +28,7 @@ def launch_ranks(nproc: int, arguments: list[str]) -> None:
     CtsegError
         A rank failed (its message is in its own output); the exit code is reported.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -50,6 +51,13 @@ def launch_ranks(nproc: int, arguments: list[str]) -> None:
     )
     try:
         elastic_launch(config, entrypoint=command[0])(*command[1:])
+    except SignalException as error:
+        # SIGTERM / SIGINT: the agent has passed it on to the ranks, which checkpoint and stop
+        from ctseg_gui.training.events import read_events
+
+        last = read_events(run_dir)[-1:] if run_dir else []
+        if not (last and last[0]["event"] == "cancelled"):
+            raise CtsegError(f"training stopped by signal {error.sigval.name}") from None
     except ChildFailedError as error:
         failures = error.failures
         codes = sorted({f.exitcode for f in failures.values()})

@@ -116,12 +116,17 @@ def build_network(base: BaseModel, init: str = "bundle"):
     """
     import torch
 
-    from ctseg_gui.inference.bundle import _fit_weights, _load_state, _parsed, _unwrap
+    from ctseg_gui.inference.bundle import _fit_weights, _load_state, _unwrap
 
     plan = base.plan
     config = plan.parser.get()
     net_key = "network_def" if "network_def" in config else "network"
-    network = _parsed(plan.parser, net_key, plan.config_file, "network")
+    try:  # lazy=False: a new network each call, never the parser's cached instance
+        network = plan.parser.get_parsed_content(net_key, lazy=False)
+    except Exception as error:  # noqa: BLE001 - the config's fault
+        raise BundleError(
+            f"cannot build the network ('{net_key}'): {error}", plan.config_file
+        ) from error
     if not isinstance(network, torch.nn.Module):
         raise BundleError(f"'{net_key}' is not a torch network", plan.config_file)
     network = network.cpu()
