@@ -145,7 +145,10 @@ def run_training(spec: TrainSpec, *, resume: bool = False, json_lines: bool = Fa
     run_dir = Path(spec.run_dir)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if spec.device != "cpu" and torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+        from datetime import timedelta
+
+        # the other ranks wait in a collective while rank 0 validates: allow long validations
+        dist.init_process_group(backend=backend, timeout=timedelta(hours=2))
     run_dir.mkdir(parents=True, exist_ok=True)
     log = EventLog(run_dir, json_lines, human, enabled=rank == 0)
     stop = _StopFlag()
