@@ -233,4 +233,5 @@ def test_torchrun_two_gloo_processes_match_one_process(tmp_path, base, case, sin
         [e for e in run if e["event"] == "validation"][-1]["dice"]["spleen"]
         for run in (single_run[1], events)
     ]
+    print(f"validation Dice after 6 iterations: 1 process {dice[0]:.4f}, 2 processes {dice[1]:.4f}")
     assert abs(dice[0] - dice[1]) <= DDP_TOLERANCE, dice
