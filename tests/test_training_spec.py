@@ -223,3 +223,21 @@ def test_init_from_a_pretrained_encoder_loads_the_tensors_that_fit(tmp_path):
     torch.save({"x.weight": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(Error, match="no tensor in it fits the base network"):
         build_network(base, str(tmp_path / "other.pt"))
+
+
+def test_check_reports_the_cache_estimate_before_a_run(tmp_path, case, capsys):
+    from ctseg_gui.cli import main
+
+    bundle = build_spleen_bundle(tmp_path / "b", pixdim=(1.5, 1.5, 3.0))
+    spec = write_spec(
+        tmp_path / "spec.json", base_model=str(bundle), train=[case], val=[case], cache_rate=0.5
+    )
+    assert main(["train", str(spec), "--check"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # 64 x 64 x 32 voxels of 3 mm on a 1.5 x 1.5 x 3 mm grid, image + label as float32, twice
+    # (training and validation list the case), half of it cached
+    assert report["cache_bytes"] == 64 * 64 * 32 * 4 * 8 * 2 // 2
+    assert report["train_cases"] == report["val_cases"] == 1
+    assert report["label_map"]["5"] == 0 and "map to no model class" in report["warnings"][0]
+    assert report["patch_size"] == [96, 96, 96]
+    assert not (tmp_path / "spec-run").exists()  # nothing started

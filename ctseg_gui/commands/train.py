@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print a spec with this model's defaults (installed id or bundle folder) and exit",
     )
     parser.add_argument("--variant", help="with --template: the model's variant")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the spec, model and cases and print the data cache's RAM estimate (JSON); "
+        "do not train",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     from ctseg_gui.training.spec import load_spec
 
     spec = load_spec(args.spec)
+    if args.check:
+        from ctseg_gui.training.engine import estimate
+
+        print(json.dumps(estimate(spec), indent=1))
+        return 0
     from pathlib import Path
 
     from ctseg_gui.training.checkpoint import CHECKPOINT

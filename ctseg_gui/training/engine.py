@@ -124,6 +124,32 @@ def prepare_data(spec: TrainSpec, base):
     return train, val, mapping, sizes
 
 
+def estimate(spec: TrainSpec) -> dict:
+    """What a run would use, before it starts (``ctseg train --check``; the panel shows it).
+
+    Checks the model and every case (grids, label values) without loading voxels into a cache;
+    returns ``{"train_cases", "val_cases", "classes", "patch_size", "label_map", "cache_bytes",
+    "available_bytes", "warnings"}``.
+    """
+    from ctseg_gui.training.model import resolve_base, target_spacing
+
+    base = resolve_base(spec.base_model, spec.variant)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CtsegWarning)
+        train, val, mapping, sizes = prepare_data(spec, base)
+    cache = cache_estimate(sizes, _spacings(train + val), target_spacing(base), spec.cache_rate)
+    return {
+        "train_cases": len(train),
+        "val_cases": len(val),
+        "classes": {str(k): v for k, v in base.classes.items() if k != 0},
+        "patch_size": list(spec.patch_size or base.roi),
+        "label_map": {str(k): v for k, v in mapping.items()},
+        "cache_bytes": cache * spec.nproc,
+        "available_bytes": _available_bytes(),
+        "warnings": [str(w.message) for w in caught],
+    }
+
+
 def _spacings(cases) -> list:
     from ctseg_gui.training.datasets import _header
 
