@@ -21,6 +21,8 @@ COMMANDS = {
     "segment": ("segment", "segment a CT with a model (built-in or MONAI bundle)"),
     "models": ("models", "list, install, verify or remove models"),
     "stats": ("stats", "volume and HU statistics per structure of a label map, as CSV"),
+    "train": ("train", "fine-tune a model on corrected cases (JSON spec; resumable; DDP)"),
+    "evaluate": ("evaluate", "per-class Dice of a model on cases with reference labels"),
     "worker": ("worker", "internal: the compute worker process the app starts for model jobs"),
     "export-seg": ("export_seg", "write a label map as a DICOM SEG referencing its CT series"),
     "export-rtstruct": ("export_rtstruct", "write a label map as a DICOM RTSTRUCT (contours)"),

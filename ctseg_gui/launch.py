@@ -35,3 +35,76 @@ def self_command(subcommand: str, *args: str) -> list[str]:
     if is_frozen():
         return [sys.executable, subcommand, *args]
     return [sys.executable, "-m", "ctseg_gui.cli", subcommand, *args]
+
+
+def start_child(
+    subcommand: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+    cwd: str | None = None,
+):
+    """Start ``ctseg <subcommand> <args>`` as a child process of this installation.
+
+    The one launcher of the compute worker and of training runs: no console window on Windows,
+    no stdin, the child in its own process group on POSIX only when its output is piped (a
+    training run, stopped by its own SIGTERM, must not get the terminal's Ctrl+C meant for us).
+
+    Parameters
+    ----------
+    subcommand, *args
+        As for :func:`self_command`.
+    env
+        Extra environment variables on top of this process's.
+    stdout, stderr
+        ``subprocess.PIPE`` to read the child's output; None to share ours.
+    cwd
+        Working folder of the child.
+
+    Returns
+    -------
+    subprocess.Popen
+        The started process (text mode, line-buffered, when ``stdout`` is piped).
+
+    Raises
+    ------
+    OSError
+        The process could not be started.
+    """
+    import os
+    import subprocess
+
+    piped = stdout is not None
+    kwargs = {}
+    if piped:
+        kwargs = {"text": True, "bufsize": 1, "encoding": "utf-8", "errors": "replace"}
+        if os.name == "posix":
+            kwargs["start_new_session"] = True
+    return subprocess.Popen(
+        self_command(subcommand, *args),
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        **kwargs,
+    )
+
+
+def describe_exit(returncode: int | None) -> str:
+    """How a child process ended, in words (``exit code 3``, ``killed by signal 9 (SIGKILL)``)."""
+    if returncode is None:
+        return "still running"
+    if returncode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            return f"killed by signal {-returncode}"
+        return f"killed by signal {-returncode} ({name})"
+    if returncode in (0xC0000005, -1073741819):
+        return f"exit code {returncode} (access violation)"
+    return f"exit code {returncode}"

@@ -276,16 +276,86 @@ def _seeded_state_dict(network_config: dict, seed: int, bias: list[float] | None
 SPLEEN_BIAS = [0.1, -0.1]
 
 
-def build_spleen_bundle(root: Path, seed: int = 0, num_workers: int = 0) -> Path:
-    """Write a spleen_ct_segmentation-style bundle under ``root`` and return its folder."""
+def spleen_train_config(pixdim=(1.5, 1.5, 2.0)) -> dict:
+    """``train.json`` in spleen_ct_segmentation's layout (``train#preprocessing``,
+    ``validate#preprocessing``, ``optimizer``; the ignite trainer sections are left out)."""
+    loading = [
+        {"_target_": "LoadImaged", "keys": ["image", "label"]},
+        {"_target_": "EnsureChannelFirstd", "keys": ["image", "label"]},
+        {"_target_": "Orientationd", "keys": ["image", "label"], "axcodes": "RAS"},
+        {
+            "_target_": "Spacingd",
+            "keys": ["image", "label"],
+            "pixdim": list(pixdim),
+            "mode": ["bilinear", "nearest"],
+        },
+        {
+            "_target_": "ScaleIntensityRanged",
+            "keys": "image",
+            "a_min": -57,
+            "a_max": 164,
+            "b_min": 0,
+            "b_max": 1,
+            "clip": True,
+        },
+        {"_target_": "EnsureTyped", "keys": ["image", "label"]},
+    ]
+    crops = [
+        {
+            "_target_": "RandCropByPosNegLabeld",
+            "keys": ["image", "label"],
+            "label_key": "label",
+            "spatial_size": [96, 96, 96],
+            "pos": 1,
+            "neg": 1,
+            "num_samples": 4,
+            "image_key": "image",
+            "image_threshold": 0,
+        },
+        {"_target_": "RandFlipd", "keys": ["image", "label"], "prob": 0.5, "spatial_axis": 0},
+    ]
+    return {
+        "imports": ["$import glob", "$import os"],
+        "bundle_root": ".",
+        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+        "network_def": SPLEEN_NETWORK,
+        "network": "$@network_def.to(@device)",
+        "loss": {"_target_": "DiceCELoss", "to_onehot_y": True, "softmax": True},
+        "optimizer": {
+            "_target_": "torch.optim.Adam",
+            "params": "$@network.parameters()",
+            "lr": 1e-4,
+        },
+        "train": {"preprocessing": {"_target_": "Compose", "transforms": loading + crops}},
+        "validate": {"preprocessing": {"_target_": "Compose", "transforms": list(loading)}},
+    }
+
+
+def build_spleen_bundle(
+    root: Path,
+    seed: int = 0,
+    num_workers: int = 0,
+    pixdim: tuple | None = None,
+    train_config: bool = False,
+) -> Path:
+    """Write a spleen_ct_segmentation-style bundle under ``root`` and return its folder.
+
+    ``pixdim`` replaces the spacing the preprocessing resamples to (1.5 x 1.5 x 2 mm; tests use
+    coarser grids to stay fast); ``train_config`` also writes a ``configs/train.json``.
+    """
     import torch
 
     bundle = Path(root)
     (bundle / "configs").mkdir(parents=True, exist_ok=True)
     (bundle / "models").mkdir(exist_ok=True)
-    (bundle / "configs" / "inference.json").write_text(
-        json.dumps(spleen_config(num_workers), indent=4)
-    )
+    config = spleen_config(num_workers)
+    if pixdim is not None:
+        config["preprocessing"]["transforms"][3]["pixdim"] = list(pixdim)
+    (bundle / "configs" / "inference.json").write_text(json.dumps(config, indent=4))
+    if train_config:
+        (bundle / "configs" / "train.json").write_text(
+            json.dumps(spleen_train_config(pixdim or (1.5, 1.5, 2.0)), indent=4)
+        )
     (bundle / "configs" / "metadata.json").write_text(
         json.dumps(
             _metadata("Spleen test bundle", {0: "background", 1: "spleen"}, "Spleen segmentation"),

@@ -39,5 +39,12 @@ class ModalityError(CtsegError):
     """The image is not a CT where a CT is required."""
 
 
+class JobCancelled(CtsegError):
+    """The caller asked a background job to stop; raised at the job's next poll point."""
+
+    def __init__(self, message: str = "cancelled by the user") -> None:
+        super().__init__(message)
+
+
 class CtsegWarning(UserWarning):
     """Something the user should know about an input that was still loaded (e.g. uneven spacing)."""

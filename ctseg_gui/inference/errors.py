@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ctseg_gui.core.errors import CtsegError
+from ctseg_gui.core.errors import CtsegError, JobCancelled
+
+__all__ = ["BundleError", "JobCancelled", "ModelNotFoundError"]
 
 
 class BundleError(CtsegError):
@@ -11,10 +13,3 @@ class BundleError(CtsegError):
 
 class ModelNotFoundError(CtsegError):
     """A model id is unknown or the model is not installed."""
-
-
-class JobCancelled(CtsegError):
-    """The caller asked to stop; raised at the next sliding-window batch."""
-
-    def __init__(self, message: str = "cancelled by the user") -> None:
-        super().__init__(message)

@@ -118,12 +118,20 @@ def resolve_model(
         if variant:
             raise ModelNotFoundError(f"the built-in model {model_id} has no variants")
         return ModelRef(model_id=model_id)
-    from ctseg_gui.inference.catalog import get_manifest
+    from ctseg_gui.inference.catalog import get_manifest, load_catalog
     from ctseg_gui.inference.manager import installed_path
 
+    folder = installed_path(model_id)
+    if model_id not in load_catalog() and folder is not None:
+        # An installed bundle the catalog does not know (e.g. a fine-tuned model): run it as is.
+        return ModelRef(
+            model_id=model_id,
+            bundle=folder,
+            variant=variant,
+            overrides=_variant_overrides(folder, variant),
+        )
     manifest = get_manifest(model_id)
     chosen = manifest.variant(variant)
-    folder = installed_path(model_id)
     if folder is None:
         raise ModelNotFoundError(
             f"model {model_id} is not installed; install it with "

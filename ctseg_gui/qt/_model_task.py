@@ -1,36 +1,23 @@
-"""Background work of the model manager dialog: a worker thread reporting through Qt signals.
-
-A plain thread (like :mod:`ctseg_gui.qt.loader`): the manager's work is file copying, hashing and
-HTTP, which release the GIL, so the dialog stays responsive. Signals emitted here are queued to
-the dialog's (GUI) thread by Qt.
+"""Background work of the model manager dialog: a job on a plain thread (like
+:mod:`ctseg_gui.qt.loader`). The manager's work is file copying, hashing and HTTP, which release
+the GIL, so the dialog stays responsive; :class:`~ctseg_gui.qt.jobs.QtJobs` delivers its events
+on the dialog's (GUI) thread. A :class:`~ctseg_gui.core.errors.JobCancelled` from the work ends
+the job as cancelled with its message; any other error becomes one line, never a traceback.
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
-import threading
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Signal
-
-from ctseg_gui.core.errors import CtsegError
-from ctseg_gui.inference.errors import JobCancelled
+from ctseg_gui.core.jobs import Job
 from ctseg_gui.inference.overview import ModelStatus
 
 
-class TaskSignals(QObject):
-    """Emitted from the worker thread; Qt queues them to the dialog's (GUI) thread."""
-
-    progressed = Signal(object, object)  # bytes done, bytes total or None (may pass 2**31)
-    succeeded = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal(str)
-
-
-def run_task(work: Callable, signals: TaskSignals, cancel: threading.Event) -> None:
-    """Worker-thread body: run ``work(report, cancelled)`` and turn every outcome into a signal."""
+def run_task(job: Job, work: Callable) -> object:
+    """Job body: run ``work(report, cancelled)``; ``report(done, total)`` becomes progress events
+    whose ``data`` is ``(bytes done, bytes total or None)`` (sizes may pass 2**31)."""
     last = [0.0, 0]  # time and bytes of the last report
 
     def report(done: int, total: int | None) -> None:
@@ -40,20 +27,9 @@ def run_task(work: Callable, signals: TaskSignals, cancel: threading.Event) -> N
         step = total / 200 if total else 1 << 20
         if now - last[0] >= 0.1 or done - last[1] >= step or (total and done >= total):
             last[:] = [now, done]
-            signals.progressed.emit(done, total)
+            job.progress(data=(done, total))
 
-    try:
-        result = work(report, cancel.is_set)
-    except JobCancelled as error:
-        outcome = (signals.cancelled, str(error))
-    except CtsegError as error:
-        outcome = (signals.failed, str(error))
-    except Exception as error:  # noqa: BLE001 - e.g. a full disk: one line, never a traceback
-        outcome = (signals.failed, f"{type(error).__name__}: {error}")
-    else:
-        outcome = (signals.succeeded, result)
-    with contextlib.suppress(RuntimeError):  # the dialog was deleted while the work ran
-        outcome[0].emit(outcome[1])
+    return work(report, lambda: job.cancel_requested)
 
 
 def details_html(row: ModelStatus) -> str:

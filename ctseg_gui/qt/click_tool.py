@@ -4,15 +4,14 @@ The tool follows the slice-view tool protocol (``press`` / ``move`` / ``release`
 turned into a voxel of the open image through the view's world (LPS) coordinates, drawn as a green
 or red ring in every slice view showing its slice, and sent to the refiner (the model-free
 :class:`~ctseg_gui.interactive.geodesic.GeodesicRefiner` by default, a Deepgrow/DeepEdit model
-through the compute worker with :class:`WorkerRefiner`) on a background thread, so the GUI never
-waits. A click made while an update runs supersedes it: the running result is dropped when it
-arrives and one new update applies every click not yet applied, so no queue of stale work builds
+through the compute worker with :class:`WorkerRefiner`) as a job on a background thread, so the
+GUI never waits. A click made while an update runs supersedes it (the job's ``click`` channel in
+:class:`~ctseg_gui.qt.jobs.QtJobs`): the running result is dropped when it arrives and one new update applies every click not yet applied, so no queue of stale work builds
 up. Each applied update is one undo step (Ctrl+Z / Ctrl+Shift+Z in the main window).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -20,6 +19,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from ctseg_gui.core.history import changed_region
 from ctseg_gui.interactive.clicks import Click, ClickSession
+from ctseg_gui.qt.jobs import QtJobs
 
 POSITIVE_COLOUR = (0.15, 0.9, 0.25)
 NEGATIVE_COLOUR = (0.95, 0.2, 0.2)
@@ -68,7 +68,6 @@ class QtClickTool(QObject):
     updated = Signal(object)
     busy_changed = Signal(bool)
     failed = Signal(str)
-    _finished = Signal(int, object, object)
 
     def __init__(self, document, state, views: Callable[[], list], refiner_factory=None) -> None:
         super().__init__()
@@ -79,13 +78,12 @@ class QtClickTool(QObject):
         self.clicks: list[Click] = []
         self._markers: list[tuple[Click, np.ndarray, list]] = []
         self._applied = 0
-        self._generation = 0
+        self._jobs = QtJobs(self)
         self._running = False
         self._edits = 0  # label edits made by anyone else while an update runs
         self._refiner = None
         self._refiner_image = None
         self._editor = None
-        self._finished.connect(self._on_worker_finished, Qt.ConnectionType.QueuedConnection)
         state.active_label_changed.connect(lambda _value: self.clear_clicks())
         state.cursor_changed.connect(lambda _xyz: self._show_markers_on_slice())
         document.labels_replaced.connect(lambda _labels: self.clear_clicks())
@@ -155,7 +153,7 @@ class QtClickTool(QObject):
 
     def clear_clicks(self) -> None:
         """Forget the clicks and remove their markers (the mask stays as it is)."""
-        self._generation += 1  # a running update's result is dropped
+        self._jobs.drop("click")  # a running update's result is dropped
         self.clicks.clear()
         self._applied = 0
         for _click, _world, actors in self._markers:
@@ -186,8 +184,7 @@ class QtClickTool(QObject):
 
     def _start(self) -> None:
         session = self._session()
-        self._generation += 1
-        generation, edits = self._generation, self._edits
+        edits = self._edits
         mask = session.mask()
         clicks = list(self.clicks)
         start = self._applied
@@ -196,23 +193,20 @@ class QtClickTool(QObject):
             self._running = True
             self.busy_changed.emit(True)
 
-        def work() -> None:
-            try:
-                result = _apply_clicks(refiner, mask, clicks, start)
-                self._finished.emit(generation, (result, len(clicks), edits), None)
-            except Exception as error:  # noqa: BLE001 - reported in the GUI, labels untouched
-                self._finished.emit(generation, None, f"{type(error).__name__}: {error}")
+        def work(_job) -> tuple:
+            return _apply_clicks(refiner, mask, clicks, start), len(clicks), edits
 
-        threading.Thread(target=work, name="ctseg-click-update", daemon=True).start()
+        # A running update is superseded: its result is dropped when it arrives. It is not
+        # cancelled (nothing in a refinement polls), it just finishes unseen.
+        self._jobs.drop("click", cancel=False)
+        self._jobs.run("click", work, on_result=self._on_update_done, on_error=self._on_failed)
 
-    def _on_worker_finished(self, generation: int, payload, error) -> None:
-        if generation != self._generation:
-            return  # superseded by a newer click: its own update is running
-        if error is not None:
-            self._running = False
-            self.busy_changed.emit(False)
-            self.failed.emit(error)
-            return
+    def _on_failed(self, message: str) -> None:
+        self._running = False
+        self.busy_changed.emit(False)
+        self.failed.emit(message)
+
+    def _on_update_done(self, payload) -> None:
         (region, values), count, edits = payload
         if edits != self._edits:  # the labels were edited meanwhile: redo on the current mask
             self._start()

@@ -1,23 +1,25 @@
 """Background loading of images and label maps in worker threads.
 
-A plain ``threading.Thread`` runs a generator that yields stage messages, the pattern of superqt's
-generator workers, without importing superqt: its import costs about 0.4 s, a fifth of the
-start-up budget, on the path to the first image. The readers release the GIL while decoding, so
-the window builds while the image loads. Each request gets a number; a result whose number is not the newest is dropped, so opening a second
-file while the first still loads, or pressing Cancel, can never put a stale image on screen. The
+A job of the job model (:func:`ctseg_gui.core.jobs.run_in_thread`, a plain thread) runs a
+generator that yields stage messages, the pattern of superqt's generator workers, without
+importing superqt: its import costs about 0.4 s, a fifth of the start-up budget, on the path to
+the first image. The readers release the GIL while decoding, so the window builds while the image
+loads. Every load is a job on the ``load`` channel of :class:`~ctseg_gui.qt.jobs.QtJobs`: a newer
+load supersedes it and its result is dropped, so opening a second file while the first still
+loads, or pressing Cancel, can never put a stale image on screen. The
 readers cannot be interrupted inside SimpleITK, so Cancel stops at the next stage and drops the
 result; the window stays responsive throughout because only the worker thread waits.
 """
 
 from __future__ import annotations
 
-import threading
-import warnings
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from ctseg_gui.core.errors import CtsegError, CtsegWarning
+from ctseg_gui.core.errors import CtsegError, JobCancelled
+from ctseg_gui.core.jobs import Job
+from ctseg_gui.qt.jobs import QtJobs
 
 
 def _load_image(path: str, series_uid: str | None):
@@ -41,13 +43,6 @@ def _load_labels(path: str, image):
 
     yield f"Reading labels {Path(path).name}…"
     return ("labels", read_label_map(path, image))
-
-
-class _Bridge(QObject):
-    """Signals emitted from worker threads; Qt queues them to the loader's (GUI) thread."""
-
-    yielded = Signal(int, str)
-    returned = Signal(int, object)
 
 
 class QtLoader(QObject):
@@ -81,16 +76,12 @@ class QtLoader(QObject):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self._request = 0
-        self._worker: threading.Thread | None = None
-        self._bridge = _Bridge(self)
-        self._bridge.yielded.connect(self._on_worker_yielded)
-        self._bridge.returned.connect(self._on_worker_returned)
+        self._jobs = QtJobs(self)
 
     @property
     def loading(self) -> bool:
         """Whether a request is running."""
-        return self._worker is not None
+        return self._jobs.busy("load")
 
     def open_image(self, path: str, series_uid: str | None = None) -> int:
         """Load an image file or DICOM folder; returns the request number."""
@@ -102,48 +93,28 @@ class QtLoader(QObject):
 
     def cancel(self) -> None:
         """Drop the running request's result and stop it at its next stage."""
-        if self._worker is not None:
-            self._request += 1
-            self._worker = None
+        if self._jobs.drop("load") is not None:
             self.idle.emit()
 
     def _start(self, function, *args, path: str) -> int:
-        self._request += 1  # any running request is now stale: its result will be dropped
-        request = self._request
-        self._worker = threading.Thread(
-            target=self._run, args=(request, function, args, path), daemon=True
-        )
+        # Any running request is superseded: it stops at its next stage, its result is dropped.
         self.busy.emit(f"Opening {Path(path).name}…")
-        self._worker.start()
-        return request
+        job = self._jobs.run(
+            "load",
+            _run_stages,
+            function,
+            args,
+            catch_warnings=True,
+            on_progress=lambda event: self.busy.emit(event.stage),
+            on_warning=self.warned.emit,
+            on_result=lambda result: self._on_loaded(result, path),
+            on_error=self._on_failed,
+        )
+        return job.id
 
-    def _run(self, request: int, function, args, path: str) -> None:
-        # Worker thread: only emits signals; the slots run on the GUI thread (queued).
-        steps = _guarded(function, *args)
-        try:
-            while True:
-                message = next(steps)
-                if request != self._request:
-                    return  # cancelled or superseded: stop at this stage
-                self._bridge.yielded.emit(request, message)
-        except StopIteration as stop:
-            self._bridge.returned.emit(request, (stop.value, path))
-
-    def _on_worker_yielded(self, request: int, message: str) -> None:
-        if request == self._request:
-            self.busy.emit(message)
-
-    def _on_worker_returned(self, request: int, outcome) -> None:
-        result, path = outcome
-        if request != self._request:
-            return  # stale: the user asked for something newer or cancelled
-        self._worker = None
-        kind, payload, notes = result
-        for note in notes:
-            self.warned.emit(note)
-        if kind == "error":
-            self.failed.emit(payload)
-        elif kind == "choose":
+    def _on_loaded(self, result, path: str) -> None:
+        kind, payload = result
+        if kind == "choose":
             self.series_found.emit(payload, path)
         elif kind == "image":
             self.image_loaded.emit(payload, path)
@@ -151,19 +122,24 @@ class QtLoader(QObject):
             self.labels_loaded.emit(payload, path)
         self.idle.emit()
 
+    def _on_failed(self, message: str) -> None:
+        self.failed.emit(message)
+        self.idle.emit()
 
-def _guarded(function, *args):
-    """Run a loading generator, turning every failure into a message (never a traceback)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CtsegWarning)
-        try:
-            kind, payload = yield from function(*args)
-        except CtsegError as error:
-            kind, payload = "error", str(error)
-        except Exception as error:  # noqa: BLE001 - an unreadable file must not kill the GUI
-            kind, payload = (
-                "error",
-                f"{args[0]}: cannot be opened ({type(error).__name__}: {error})",
-            )
-    notes = [str(w.message) for w in caught if issubclass(w.category, CtsegWarning)]
-    return kind, payload, notes
+
+def _run_stages(job: Job, function, args):
+    """Run a loading generator as ``job``: each stage a progress event, every failure a message
+    naming the file (never a traceback); a cancelled load stops at its next stage."""
+    steps = function(*args)
+    try:
+        while True:
+            message = next(steps)
+            if job.cancel_requested:
+                raise JobCancelled()
+            job.progress(message)
+    except StopIteration as stop:
+        return stop.value
+    except CtsegError:
+        raise
+    except Exception as error:  # noqa: BLE001 - an unreadable file must not kill the GUI
+        raise CtsegError(f"cannot be opened ({type(error).__name__}: {error})", args[0]) from error

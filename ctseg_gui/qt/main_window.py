@@ -94,6 +94,9 @@ class QtMainWindow(QMainWindow):
         self.tabifyDockWidget(self.label_dock, self.stats_dock)
         self.label_dock.raise_()  # statistics are computed only once their tab is shown
         self.model_panel = self._attach_model_panel()
+        # The training panel (and pyqtgraph) is made when first shown: no start-up cost.
+        self.training_panel = None
+        self.training_dock = None
         # Wide enough for structure names such as "autochthon_right" next to their volumes.
         self.resizeDocks([self.label_dock], [460], Qt.Orientation.Horizontal)
 
@@ -392,6 +395,35 @@ class QtMainWindow(QMainWindow):
         self.model_dock = self._dock("Models", panel, "models")
         return panel
 
+    def show_training_panel(self, on: bool = True) -> None:
+        """Show (making it the first time) or hide the training dock."""
+        if self.training_panel is None:
+            if not on:
+                return
+            from ctseg_gui.qt.training_panel import QtTrainingPanel
+
+            self.training_panel = QtTrainingPanel(self.document)
+            self.training_panel.gpu_claimed.connect(self._on_training_gpu_claimed)
+            self.training_dock = self._dock("Training", self.training_panel, "training")
+            if self.model_panel is not None:
+                self.training_panel.model_installed.connect(
+                    lambda _id: self.model_panel.refresh_models()
+                )
+                self.tabifyDockWidget(self.model_dock, self.training_dock)
+            # Closed with its own button: the menu item follows (not on a tab switch).
+            self.training_dock.toggleViewAction().toggled.connect(self.training_action.setChecked)
+        self.training_dock.setVisible(on)
+        if on:
+            self.training_dock.raise_()
+
+    def _on_training_gpu_claimed(self, taken: bool) -> None:
+        if self.model_panel is not None and hasattr(self.model_panel, "set_gpu_taken"):
+            self.model_panel.set_gpu_taken(taken)
+        if taken:
+            self.statusBar().showMessage(
+                "Training holds the GPU: model runs go to the CPU until it ends.", 15000
+            )
+
     def _on_model_panel_result_ready(self, result) -> None:
         if self.document.image is None:
             return
@@ -438,6 +470,9 @@ class QtMainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         if self._confirm_discard():
             self.loader.cancel()
+            if self.training_panel is not None:
+                # The run checkpoints and exits; Resume continues it in the next session.
+                self.training_panel.stop()
             event.accept()
         else:
             event.ignore()

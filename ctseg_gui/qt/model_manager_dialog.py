@@ -10,7 +10,6 @@ message box that does not block.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,8 +34,9 @@ from PySide6.QtWidgets import (
 
 from ctseg_gui.inference.overview import ModelStatus, format_size, model_overview
 from ctseg_gui.inference.trust import BundleReview, UntrustedBundleError
-from ctseg_gui.qt._model_task import TaskSignals, details_html, run_task
+from ctseg_gui.qt._model_task import details_html, run_task
 from ctseg_gui.qt.dialogs import ask_yes_no
+from ctseg_gui.qt.jobs import QtJobs
 
 COLUMNS = ("Model", "Task", "Variants", "Status", "Size", "Licence", "Source")
 WIDTHS = (300, 220, 100, 120, 70, 180)  # the last column stretches
@@ -80,7 +80,7 @@ class QtModelManagerDialog(QDialog):
         self.rows: list[ModelStatus] = []
         self._task: str | None = None
         self._retry: tuple[str, Callable] | None = None  # the running action, to run it again
-        self._cancel = threading.Event()
+        self._jobs = QtJobs(self)
         self._message_box: QMessageBox | None = None
 
         self.folder_label = QLabel()
@@ -360,8 +360,9 @@ class QtModelManagerDialog(QDialog):
     @Slot()
     def cancel(self) -> None:
         """Stop a running download at its next block (the partial file stays to resume)."""
-        if self._task == "download":
-            self._cancel.set()
+        job = self._jobs.current("model-task")
+        if self._task == "download" and job is not None:
+            job.cancel()
             self._set_status("Cancelling…")
 
     def ask_trust(self, review: BundleReview, action: str = "install") -> bool:
@@ -402,25 +403,20 @@ class QtModelManagerDialog(QDialog):
             return False
         self._task = action
         self._retry = (message, work)
-        self._cancel = threading.Event()
-        signals = self._signals = TaskSignals(self)
-        signals.progressed.connect(self._on_task_progressed)
-        signals.succeeded.connect(lambda result: self._on_task_succeeded(action, result))
-        signals.failed.connect(lambda text: self._on_task_failed(action, text))
-        signals.cancelled.connect(lambda text: self._on_task_cancelled(action, text))
         self.progress.setRange(0, 0)  # busy until a download knows its size
         self._set_status(message)
         self._update_buttons()
-        cancel = self._cancel
-        threading.Thread(
-            target=run_task,
-            args=(_untrusted_as_result(work), signals, cancel),
-            name=f"model-{action}",
-            daemon=True,
-        ).start()
+        self._jobs.run(
+            "model-task",
+            run_task,
+            _untrusted_as_result(work),
+            on_progress=lambda event: self._on_task_progressed(*event.data),
+            on_result=lambda result: self._on_task_succeeded(action, result),
+            on_error=lambda text: self._on_task_failed(action, text),
+            on_cancelled=lambda text: self._on_task_cancelled(action, text),
+        )
         return True
 
-    @Slot(object, object)
     def _on_task_progressed(self, done: int, total: int | None) -> None:
         if total:
             self.progress.setRange(0, 1000)
@@ -495,7 +491,6 @@ class QtModelManagerDialog(QDialog):
 
     def _end_task(self) -> None:
         self._task = None
-        self._signals.deleteLater()  # its thread has sent its last signal
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
         self._update_buttons()

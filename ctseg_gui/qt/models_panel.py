@@ -199,6 +199,14 @@ class QtModelPanel(QWidget):
             "model's grid; the model does not run)"
         )
         self._build_fallback_box()
+        # Shown while a training run holds the GPU (see set_gpu_taken).
+        self.gpu_note = QLabel(
+            "A training run holds the GPU: model runs go to the CPU until it ends."
+        )
+        self.gpu_note.setWordWrap(True)
+        self.gpu_note.setStyleSheet("color: #c98a2b;")
+        self.gpu_note.hide()
+        self._device_before_training: str | None = None
 
         form = QFormLayout()
         picker = QHBoxLayout()
@@ -214,6 +222,7 @@ class QtModelPanel(QWidget):
         buttons.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.gpu_note)
         layout.addWidget(self.fallback_box)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -317,6 +326,21 @@ class QtModelPanel(QWidget):
     def device(self) -> str:
         """The chosen device (``auto``, ``cpu``, ``cuda``)."""
         return self.device_box.currentData()
+
+    def set_gpu_taken(self, taken: bool) -> None:
+        """A training run holds the GPU (True) or gave it back: model runs go to the CPU meanwhile.
+
+        The device choice moves to CPU and the panel says why; when the GPU is free again the
+        user's earlier choice comes back.
+        """
+        if taken and self._device_before_training is None:
+            self._device_before_training = self.device
+            self.device_box.setCurrentIndex(self.device_box.findData("cpu"))
+        elif not taken and self._device_before_training is not None:
+            self.device_box.setCurrentIndex(self.device_box.findData(self._device_before_training))
+            self._device_before_training = None
+        self.gpu_note.setVisible(taken)
+        self.device_box.setToolTip(self.gpu_note.text() if taken else "")
 
     @Slot()
     def run(self) -> None:

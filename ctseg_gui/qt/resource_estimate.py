@@ -2,21 +2,23 @@
 
 The prediction is the engine's :func:`~ctseg_gui.inference.engine.estimate_resources` (geometry
 only, the model never runs). It parses the bundle config, which imports torch and MONAI, so it runs
-in the compute worker, waited for on a background thread; a newer request makes older answers
-stale and they are dropped.
+in the compute worker, waited for by a background job (``estimate`` channel of
+:class:`~ctseg_gui.qt.jobs.QtJobs`); a newer request makes older answers stale and they are
+dropped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
+from ctseg_gui.core.errors import JobCancelled
 from ctseg_gui.inference.overview import format_size
+from ctseg_gui.qt.jobs import QtJobs
 
 # Seconds per sliding-window step until this session has timed a real run of the model on the
 # device (then the measured rate replaces it). CPU: the whole-body SegResNet (105 classes) takes
@@ -158,64 +160,45 @@ class QtEstimator(QObject):
 
     estimated = Signal(object, object)
     failed = Signal(object, str)
-    _finished = Signal(int, object, object, str)  # from the thread, queued to the GUI thread
 
     def __init__(self, client_provider, parent: QObject | None = None) -> None:
         super().__init__(parent)
         # The estimate runs in the compute worker: planning a bundle loads torch and MONAI,
         # which must stay out of the GUI process.
         self._client_provider = client_provider
-        self._generation = 0
-        self._pending = False
-        self._finished.connect(self._on_thread_finished)
+        self._jobs = QtJobs(self)
 
     @property
     def pending(self) -> bool:
         """Whether the newest request has not answered yet."""
-        return self._pending
+        return self._jobs.busy("estimate")
 
     def request(self, volume, model_id: str, variant: str | None, device: str) -> None:
         """Estimate ``model_id`` / ``variant`` on ``volume`` for ``device`` (in the background)."""
-        self._generation += 1
-        self._pending = True
         key = (model_id, variant, device)
-        client = self._client_provider()  # made on the GUI thread, used from the thread
-        thread = threading.Thread(
-            target=self._work,
-            args=(self._generation, key, volume, client),
-            name="ctseg-estimate",
-            daemon=True,
+        client = self._client_provider()  # made on the GUI thread, used from the job's thread
+        # An earlier request is superseded: the user changed image, model, variant or device.
+        self._jobs.run(
+            "estimate",
+            _estimate,
+            client,
+            volume,
+            key,
+            on_result=lambda result: self.estimated.emit(key, result),
+            on_error=lambda message: self.failed.emit(key, message),
         )
-        thread.start()
 
     def cancel(self) -> None:
         """Forget the pending request (its answer will be dropped)."""
-        self._generation += 1
-        self._pending = False
+        self._jobs.drop("estimate")
 
-    def _work(self, generation: int, key: tuple, volume, client) -> None:
-        try:
-            model_id, variant, device = key
-            with _ESTIMATE_LOCK:
-                if generation != self._generation:
-                    return  # superseded while waiting for the lock
-                result = client.estimate(volume, model_id, variant=variant, device=device)
-        except Exception as error:  # noqa: BLE001 - shown to the user, never a traceback
-            result, message = None, str(error) or type(error).__name__
-        else:
-            message = ""
-        with contextlib.suppress(RuntimeError):  # the panel was closed while we computed
-            self._finished.emit(generation, key, result, message)
 
-    @Slot(int, object, object, str)
-    def _on_thread_finished(self, generation: int, key, result, error: str) -> None:
-        if generation != self._generation:
-            return  # the user changed image, model, variant or device since: stale
-        self._pending = False
-        if result is None:
-            self.failed.emit(key, error)
-        else:
-            self.estimated.emit(key, result)
+def _estimate(job, client, volume, key: tuple) -> dict:
+    model_id, variant, device = key
+    with _ESTIMATE_LOCK:
+        if job.cancel_requested:
+            raise JobCancelled()  # superseded while waiting for the lock
+        return client.estimate(volume, model_id, variant=variant, device=device)
 
 
 class QtFallbackBox(QFrame):

@@ -1,16 +1,15 @@
 """Structure statistics: volume (mL), mean and std HU, voxel count per structure; sortable; CSV.
 
 The numbers are :func:`~ctseg_gui.core.stats.structure_statistics` (the same as ``ctseg stats``),
-computed in a background thread: a 512 x 512 x 400 map takes seconds. Edits restart a debounce
+computed as a background job (``stats`` channel of :class:`~ctseg_gui.qt.jobs.QtJobs`): a
+512 x 512 x 400 map takes seconds. Edits restart a debounce
 timer, and a result computed before a later edit is dropped (the newer computation replaces it).
 While the panel is hidden nothing is computed; showing it catches up.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +21,6 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
     Signal,
-    Slot,
 )
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -39,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from ctseg_gui.core.document import Document
 from ctseg_gui.core.stats import write_stats_csv
+from ctseg_gui.qt.jobs import QtJobs
 
 # Short headers (the dock is narrow; the name gets the width); tooltips give units.
 HEADERS = ("#", "Name", "Voxels", "mL", "Mean", "SD")
@@ -119,12 +118,11 @@ class QtStatsPanel(QWidget):
     """
 
     computed = Signal(list)
-    _finished = Signal(int, object, float, str)  # from the thread, queued to the GUI thread
 
     def __init__(self, document: Document, parent=None) -> None:
         super().__init__(parent)
         self.document = document
-        self._generation = 0
+        self._jobs = QtJobs(self)
         self._dirty = False
         self._busy = False
         self._editor = None
@@ -168,7 +166,6 @@ class QtStatsPanel(QWidget):
 
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._timer.timeout.connect(self.recompute)
-        self._finished.connect(self._on_thread_finished)
         document.labels_replaced.connect(self._on_document_labels_replaced)
         document.table_changed.connect(self._on_document_table_changed)
         document.closed.connect(self._on_document_closed)
@@ -196,15 +193,14 @@ class QtStatsPanel(QWidget):
             self._dirty = True  # catch up when shown: no seconds of CPU for a hidden table
             return
         self._dirty = False
-        self._generation += 1
         self._busy = True
         self.status.setText("Computing…")
         # The thread reads the live arrays: an edit made meanwhile starts a newer computation,
         # whose result replaces this one (this one is dropped as stale).
         snapshot = SimpleNamespace(array=labels.array, image=labels.image, table=labels.table)
-        threading.Thread(
-            target=self._work, args=(self._generation, snapshot), name="ctseg-stats", daemon=True
-        ).start()
+        self._jobs.run(
+            "stats", _work, snapshot, on_result=self._on_computed, on_error=self._on_failed
+        )
 
     def export_csv(self, path: str | Path) -> None:
         """Write the shown statistics to ``path`` (the ``ctseg stats`` CSV format)."""
@@ -217,27 +213,13 @@ class QtStatsPanel(QWidget):
         if self._dirty:
             self._timer.start(0)
 
-    def _work(self, generation: int, labels) -> None:
-        from ctseg_gui.core.stats import structure_statistics
-
-        started = time.perf_counter()
-        try:
-            rows = structure_statistics(labels)
-        except Exception as error:  # noqa: BLE001 - shown in the panel, never a traceback
-            rows, message = None, str(error) or type(error).__name__
-        else:
-            message = ""
-        with contextlib.suppress(RuntimeError):  # the panel was closed while we computed
-            self._finished.emit(generation, rows, time.perf_counter() - started, message)
-
-    @Slot(int, object, float, str)
-    def _on_thread_finished(self, generation: int, rows, seconds: float, error: str) -> None:
-        if generation != self._generation:
-            return  # an edit (or a new map) came after this computation started
+    def _on_failed(self, error: str) -> None:
         self._busy = False
-        if rows is None:
-            self.status.setText(f"Statistics failed: {error}")
-            return
+        self.status.setText(f"Statistics failed: {error}")
+
+    def _on_computed(self, result) -> None:
+        rows, seconds = result
+        self._busy = False
         self._show(rows)
         self.status.setText(f"{len(rows)} structures ({seconds:.1f} s)")
         self.computed.emit(list(rows))
@@ -262,7 +244,7 @@ class QtStatsPanel(QWidget):
         self._timer.start(0)
 
     def _on_editor_changed(self, _region) -> None:
-        self._generation += 1  # a computation under way is now stale
+        self._jobs.drop("stats")  # a computation under way is now stale
         self._busy = False
         self._timer.start(DEBOUNCE_MS)
 
@@ -271,7 +253,7 @@ class QtStatsPanel(QWidget):
             self._show(self.model.rows)
 
     def _on_document_closed(self) -> None:
-        self._generation += 1
+        self._jobs.drop("stats")
         self._timer.stop()
         self._busy = False
         self.model.set_rows([], {})
@@ -288,3 +270,12 @@ class QtStatsPanel(QWidget):
             self.status.setText(f"Cannot write {path}: {error.strerror or error}")
             return
         self.status.setText(f"Wrote {Path(path).name}: {len(self.model.rows)} structures")
+
+
+def _work(_job, labels) -> tuple[list, float]:
+    """The statistics of ``labels`` and the seconds they took (on the job's thread)."""
+    from ctseg_gui.core.stats import structure_statistics
+
+    started = time.perf_counter()
+    rows = structure_statistics(labels)
+    return rows, time.perf_counter() - started

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import vtkmodules.qt
 from PySide6.QtCore import QTimer, Signal
 
@@ -14,10 +12,11 @@ from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor  # noqa: E40
 from vtkmodules.vtkRenderingCore import vtkRenderer  # noqa: E402
 
 from ctseg_gui.core.document import Document  # noqa: E402
+from ctseg_gui.qt.jobs import QtJobs  # noqa: E402
 from ctseg_gui.render.scene3d import Scene3D, build_surfaces, surface_input  # noqa: E402
 
 # Label maps up to this many voxels (after subsampling) get their surfaces on the GUI thread
-# (tens of milliseconds); bigger ones in a worker thread.
+# (tens of milliseconds); bigger ones as a background job.
 _SYNC_VOXELS = 4_000_000
 
 
@@ -34,7 +33,6 @@ class QtView3D(QVTKRenderWindowInteractor):
 
     maximise_requested = Signal(str)
     surfaces_built = Signal()
-    _built = Signal(int, object)
 
     def __init__(self, document: Document, parent=None) -> None:
         super().__init__(parent)
@@ -48,8 +46,7 @@ class QtView3D(QVTKRenderWindowInteractor):
         self.GetRenderWindow().AddRenderer(self._marker)
         self.volume_rendering = False
         self._dirty = False
-        self._request = 0
-        self._built.connect(self._on_built)
+        self._jobs = QtJobs(self)
         # Surfaces cost tens of milliseconds to seconds: rebuild once edits pause.
         self._rebuild_timer = QTimer(self, singleShot=True, interval=300)
         self._rebuild_timer.timeout.connect(self.rebuild)
@@ -78,25 +75,20 @@ class QtView3D(QVTKRenderWindowInteractor):
             self.render_now()
             return
         data = surface_input(labels)
-        self._request += 1  # whatever is still building is stale now
+        self._jobs.drop("surfaces")  # whatever is still building is stale now
         if data[0].size <= _SYNC_VOXELS or not background:
             self.scene.set_surface(build_surfaces(data))
             self.render_now()
             return
         # Big maps take a second or more: build in a thread so the window never freezes; a
         # newer request makes this one stale and its result is dropped.
-        request = self._request
-        threading.Thread(target=self._build, args=(request, data), daemon=True).start()
+        # The job's thread touches no renderer: it only builds the polydata.
+        self._jobs.run("surfaces", lambda _job: build_surfaces(data), on_result=self._on_built)
 
-    def _build(self, request: int, data) -> None:
-        poly = build_surfaces(data)  # worker thread: no renderer is touched here
-        self._built.emit(request, poly)
-
-    def _on_built(self, request: int, poly) -> None:
-        if request == self._request:
-            self.scene.set_surface(poly)
-            self.render_now()
-            self.surfaces_built.emit()
+    def _on_built(self, poly) -> None:
+        self.scene.set_surface(poly)
+        self.render_now()
+        self.surfaces_built.emit()
 
     def render_now(self) -> None:
         """Redraw now (not while hidden: a closing window's GL surface may already be gone)."""

@@ -180,6 +180,9 @@ def build_menus(window) -> None:
     view.addAction(window.label_dock.toggleViewAction())
     if getattr(window, "model_dock", None) is not None:
         view.addAction(window.model_dock.toggleViewAction())
+    window.training_action = QAction("Training panel", window, checkable=True)
+    window.training_action.toggled.connect(window.show_training_panel)
+    view.addAction(window.training_action)
     presets = view.addMenu("Window presets")
     for name, (width, level) in WINDOW_PRESETS.items():
         action = presets.addAction(f"{name}  (W {width:.0f} / L {level:.0f})")

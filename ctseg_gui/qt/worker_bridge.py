@@ -1,10 +1,11 @@
 """Qt adapter of the compute worker: client events become signals on the GUI thread.
 
 :class:`~ctseg_gui.worker.client.ComputeClient` calls back on its own thread; this bridge re-emits
-each event through a queued signal, so slots run on the GUI thread and may touch widgets. Jobs are
-submitted on named *channels* (``"segment"``, ``"clicks"``...): a new job on a channel replaces
-the previous one, which is cancelled and whose late events are dropped, so a stale result (the
-user already asked for something newer) never reaches the window.
+each event through the job model's Qt adapter (:class:`~ctseg_gui.qt.jobs.QtJobs`), so slots run
+on the GUI thread and may touch widgets. Jobs are submitted on named *channels* (``"segment"``,
+``"clicks"``...): a new job on a channel replaces the previous one, which is cancelled and whose
+late events are dropped, so a stale result (the user already asked for something newer) never
+reaches the window.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Signal
+
+from ctseg_gui.qt.jobs import QtJobs
 
 
 class QtComputeBridge(QObject):
@@ -52,8 +55,7 @@ class QtComputeBridge(QObject):
     cancelled = Signal(int)
     status_changed = Signal(str)
 
-    # Carriers from the client's thread to ours (AutoConnection queues across threads).
-    _event_arrived = Signal(object)
+    # Carrier from the client's thread to ours (AutoConnection queues across threads).
     _status_arrived = Signal(str)
 
     def __init__(self, client=None, *, warm_up: bool = False, parent: QObject | None = None):
@@ -63,8 +65,7 @@ class QtComputeBridge(QObject):
         # Shared with the destroyed() handler, which must not touch this (deleted) object.
         self._held: dict[str, Any] = {"client": None}
         self._warm_up = warm_up
-        self._channels: dict[str, Any] = {}  # channel -> current JobHandle
-        self._event_arrived.connect(self._on_client_event)
+        self._jobs = QtJobs(self)
         self._status_arrived.connect(self.status_changed)
         app = QCoreApplication.instance()
         if app is not None:
@@ -92,46 +93,41 @@ class QtComputeBridge(QObject):
         Any earlier job on ``channel`` is cancelled and its events are dropped.
         """
         self.cancel(channel)
-        job = self.client.submit_segment(volume, model_id, on_event=self._event_arrived.emit, **kw)
-        self._channels[channel] = job
+        job = self.client.submit_segment(volume, model_id, **kw)
+        self._jobs.track(channel, job, on_event=self._relay)
         return job.id
 
     def submit(self, kind: str, params=None, inputs=None, *, channel: str, finish=None) -> int:
-        """Submit any worker job on ``channel``; returns the job id."""
+        """Submit any worker job (a typed request or a job name) on ``channel``; returns its id."""
         self.cancel(channel)
-        job = self.client.submit(
-            kind, params, inputs, on_event=self._event_arrived.emit, finish=finish
-        )
-        self._channels[channel] = job
+        job = self.client.submit(kind, params, inputs, finish=finish)
+        self._jobs.track(channel, job, on_event=self._relay)
         return job.id
 
     def current(self, channel: str):
         """The live job handle of ``channel``, or None."""
-        return self._channels.get(channel)
+        return self._jobs.current(channel)
 
     def cancel(self, channel: str) -> None:
         """Cancel the job of ``channel``; its later events are dropped."""
-        job = self._channels.pop(channel, None)
-        if job is not None and not job.done:
-            job.cancel()
+        job = self._jobs.current(channel)
+        if job is None:
+            return
+        running = not job.done
+        self._jobs.drop(channel)
+        if running:
             self.cancelled.emit(job.id)
 
     def close(self) -> None:
         """Cancel everything and stop a worker the bridge started."""
-        for channel in list(self._channels):
+        for channel in self._jobs.channels():
             self.cancel(channel)
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
             self._held["client"] = None
 
-    @Slot(object)
-    def _on_client_event(self, event) -> None:
-        channel = next((c for c, j in self._channels.items() if j.id == event.job_id), None)
-        if channel is None:
-            return  # a job that was replaced or cancelled: stale
-        if event.final:
-            del self._channels[channel]
+    def _relay(self, event) -> None:
         if event.kind == "started":
             self.started.emit(event.job_id)
         elif event.kind == "progress":

@@ -1,7 +1,7 @@
 """Start the compute worker process and connect to it.
 
-The worker is ``ctseg worker --connect ADDRESS`` run through
-:func:`ctseg_gui.launch.self_command`: in a source install ``python -m ctseg_gui.cli worker``, in the
+The worker is ``ctseg worker --connect ADDRESS`` started by :func:`ctseg_gui.launch.start_child`
+(which training runs use too): in a source install ``python -m ctseg_gui.cli worker``, in the
 frozen app ``<app> worker`` (the app's entry dispatches ``ctseg`` subcommands), so no Python
 interpreter is needed. The app listens on a ``multiprocessing.connection`` address (a Unix socket,
 or a named pipe on Windows) with a random key, handed to the child in its environment.
@@ -38,18 +38,13 @@ def start_worker_process(timeout: float) -> tuple[subprocess.Popen, Any, int]:
     WorkerStartError
         The process could not be started, died, or did not connect within ``timeout`` seconds.
     """
-    from ctseg_gui.launch import self_command
+    from ctseg_gui.launch import start_child
 
     authkey = os.urandom(32)
     listener = Listener(authkey=authkey)
-    env = {**os.environ, AUTHKEY_ENV: authkey.hex()}
-    command = self_command("worker", "--connect", str(listener.address))
     try:
-        proc = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        proc = start_child(
+            "worker", "--connect", str(listener.address), env={AUTHKEY_ENV: authkey.hex()}
         )
     except OSError as error:
         listener.close()

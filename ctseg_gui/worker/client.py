@@ -32,6 +32,16 @@ from ctseg_gui.worker._exchange import ExchangeFolder, read_array, remove_folder
 from ctseg_gui.worker._process import WorkerStartError, start_worker_process
 from ctseg_gui.worker.handle import EventCallback, JobHandle
 from ctseg_gui.worker.protocol import JobEvent, JobResult, describe_exit
+from ctseg_gui.worker.requests import (
+    ClicksRequest,
+    EstimateRequest,
+    ImageGeometry,
+    Request,
+    SegmentRequest,
+    WarmUpRequest,
+    request_for,
+)
+from ctseg_gui.worker.requests import image_key as request_image_key
 
 # A worker that dies this many times in a row without finishing a job is not restarted again
 # until the next submit: a broken installation must not spin.
@@ -113,19 +123,21 @@ class ComputeClient:
 
     def submit(
         self,
-        kind: str,
+        kind: str | Request,
         params: dict[str, Any] | None = None,
         inputs: dict[str, np.ndarray] | None = None,
         *,
         on_event: EventCallback | None = None,
         finish: Callable[[JobResult], Any] | None = None,
     ) -> JobHandle:
-        """Queue a job of ``kind`` (a name in ``ctseg_gui.worker.server.JOBS``).
+        """Queue a job: a typed request, or ``kind`` (a name in ``ctseg_gui.worker.server.JOBS``).
 
         Parameters
         ----------
+        kind
+            A :class:`~ctseg_gui.worker.requests.Request`, or the name of one.
         params
-            Small picklable parameters.
+            With a name: the request's fields.
         inputs
             Arrays for the job; they are written once to the exchange folder, never pickled.
         on_event
@@ -134,11 +146,12 @@ class ComputeClient:
             Turns the :class:`JobResult` into what the ``result`` event carries (run on the
             client's thread; an exception there becomes an ``error`` event).
         """
+        request = request_for(kind, params) if isinstance(kind, str) else kind
         inputs = dict(inputs or {})
         job_id = next(self._ids)
         nbytes = sum(int(np.asarray(a).nbytes) for a in inputs.values())
         folder = self._exchange.job_folder(job_id, 2 * nbytes)
-        job = JobHandle(self, job_id, kind, dict(params or {}), inputs, folder, on_event, finish)
+        job = JobHandle(self, job_id, request, inputs, folder, on_event, finish)
         with self._lock:
             if self._closed:
                 remove_folder(folder)
@@ -166,17 +179,16 @@ class ComputeClient:
         """
         from ctseg_gui.core.labels import LabelMap, LabelTable
         from ctseg_gui.core.provenance import Provenance
-        from ctseg_gui.worker.jobs import volume_params
 
-        params = {
-            "image": volume_params(volume),
-            "image_key": self.image_key(volume),
-            "model_id": model_id,
-            "bundle": None if bundle is None else str(bundle),
-            "variant": variant,
-            "device": device,
-            "precision": precision,
-        }
+        request = SegmentRequest(
+            ImageGeometry.of(volume),
+            image_key=self.image_key(volume),
+            model_id=model_id,
+            bundle=None if bundle is None else str(bundle),
+            variant=variant,
+            device=device,
+            precision=precision,
+        )
 
         def finish(result: JobResult) -> LabelMap:
             table = LabelTable.from_json(result.info.get("table", {}))
@@ -185,9 +197,7 @@ class ComputeClient:
                 labels.provenance = Provenance.from_json(result.info["provenance"])
             return labels
 
-        return self.submit(
-            "segment", params, {"image": volume.array}, on_event=on_event, finish=finish
-        )
+        return self.submit(request, None, {"image": volume.array}, on_event=on_event, finish=finish)
 
     def image_key(self, volume) -> str:
         """A key naming ``volume`` for the worker's image cache (stable while it lives)."""
@@ -211,17 +221,14 @@ class ComputeClient:
         Blocks until the answer arrives (call it off the GUI thread). Raises
         :class:`~ctseg_gui.core.errors.CtsegError` with the worker's message when it fails.
         """
-        from ctseg_gui.core.errors import CtsegError
-        from ctseg_gui.worker.jobs import volume_params
-
-        params = {
-            "image": volume_params(volume),
-            "shape": list(volume.array.shape),
-            "model_id": model_id,
-            "variant": variant,
-            "device": device,
-        }
-        job = self.submit("estimate", params, finish=lambda result: result.info)
+        request = EstimateRequest(
+            ImageGeometry.of(volume),
+            tuple(int(n) for n in volume.array.shape),
+            model_id=model_id,
+            variant=variant,
+            device=device,
+        )
+        job = self.submit(request, finish=lambda result: result.info)
         if not job.wait(timeout):
             job.cancel()
             raise CtsegError("the compute worker did not answer the resource estimate in time")
@@ -245,37 +252,36 @@ class ComputeClient:
         click sends only the structure's current ``mask``. The ``result`` event carries
         ``(region, values)``: the box of the image that changed and the new mask inside it.
         """
-        from ctseg_gui.worker.jobs import volume_params
-
-        params = {
-            "image": volume_params(volume),
-            "image_key": self.image_key(volume),
-            "clicks": [(tuple(int(v) for v in c.index), bool(c.positive)) for c in clicks],
-            "bundle": str(bundle),
-            "device": device,
-        }
+        request = ClicksRequest(
+            ImageGeometry.of(volume),
+            tuple((tuple(int(v) for v in c.index), bool(c.positive)) for c in clicks),
+            str(bundle),
+            image_key=self.image_key(volume),
+            device=device,
+        )
 
         def finish(result: JobResult):
             region = tuple(slice(start, stop) for start, stop in result.info["region"])
             return region, result.arrays["values"]
 
         inputs = {"image": volume.array, "mask": np.asarray(mask, dtype=bool)}
-        return self.submit("clicks", params, inputs, on_event=on_event, finish=finish)
+        return self.submit(request, None, inputs, on_event=on_event, finish=finish)
 
     def cancel(self, job: JobHandle) -> None:
         """Cancel ``job`` (see :meth:`JobHandle.cancel`)."""
+        job.cancel()
+
+    def _cancel(self, job: JobHandle) -> None:
+        """The handle's canceller: drop a queued job, or ask the worker to stop a running one."""
         dropped = False
         with self._lock:
-            if job.done or job.cancel_requested:
-                return
-            job.cancel_requested = True
             if job in self._queue:
                 self._queue.remove(job)
                 dropped = True
             elif job is self._running and self._conn is not None:
                 self._send(("cancel", job.id))
         if dropped:
-            self._end(job, JobEvent(job.id, "cancelled"), "cancelled")
+            self._end(job, JobEvent(job.id, "cancelled"))
 
     def close(self, timeout: float = 10.0) -> None:
         """Cancel every job, stop the worker and remove the exchange files."""
@@ -290,7 +296,7 @@ class ComputeClient:
                 self._send(("shutdown",))
         for job in queued:
             job.cancel_requested = True
-            self._end(job, JobEvent(job.id, "cancelled"), "cancelled")
+            self._end(job, JobEvent(job.id, "cancelled"))
         self._wake.set()
         if proc is not None:
             try:
@@ -373,7 +379,7 @@ class ComputeClient:
                 self.restarts += 1
         if closed:
             if running is not None:  # the client was closed while the job ran
-                self._end(running, JobEvent(running.id, "cancelled"), "cancelled")
+                self._end(running, JobEvent(running.id, "cancelled"))
             return
         message = (
             f"the compute worker stopped unexpectedly ({describe_exit(code)}); restarting it. "
@@ -381,7 +387,7 @@ class ComputeClient:
         )
         self._status(message)
         if running is not None:
-            self._end(running, JobEvent(running.id, "error", message=message), "failed")
+            self._end(running, JobEvent(running.id, "error", message=message))
 
     def _handle(self, message: tuple) -> None:
         kind, job_id = message[0], message[1]
@@ -390,16 +396,14 @@ class ComputeClient:
         if job is None:
             return  # a late message for a job the client already ended
         if kind == "started":
-            job.state = "running"
-            self._emit(job, JobEvent(job_id, "started"))
+            job.started()
         elif kind == "progress":
-            if not job.cancel_requested:
-                self._emit(job, JobEvent(job_id, "progress", stage=message[2], fraction=message[3]))
+            job.progress(message[2], message[3])
         elif kind == "warning":
-            self._emit(job, JobEvent(job_id, "warning", message=message[2]))
+            job.warn(message[2])
         elif kind == "result":
             if job.cancel_requested:  # finished before it saw the flag: the user asked to stop
-                self._end(job, JobEvent(job_id, "cancelled"), "cancelled")
+                self._end(job, JobEvent(job_id, "cancelled"))
                 return
             try:
                 arrays = {name: read_array(path) for name, path in message[2].items()}
@@ -408,15 +412,14 @@ class ComputeClient:
                 value = job._finish(result) if job._finish else result
             except Exception as error:  # noqa: BLE001 - becomes the job's error message
                 text = str(error) if isinstance(error, CtsegError) else repr(error)
-                self._end(job, JobEvent(job_id, "error", message=text), "failed")
+                self._end(job, JobEvent(job_id, "error", message=text))
                 return
-            job.result = value
             self._finished_jobs += 1
-            self._end(job, JobEvent(job_id, "result", result=value), "finished")
+            self._end(job, JobEvent(job_id, "result", result=value))
         elif kind == "error":
-            self._end(job, JobEvent(job_id, "error", message=message[2]), "failed")
+            self._end(job, JobEvent(job_id, "error", message=message[2]))
         elif kind == "cancelled":
-            self._end(job, JobEvent(job_id, "cancelled"), "cancelled")
+            self._end(job, JobEvent(job_id, "cancelled"))
 
     # ---- helpers (any thread) --------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -430,22 +433,22 @@ class ComputeClient:
         except Exception as error:  # noqa: BLE001 - e.g. the exchange folder is full
             self._running = None
             text = f"could not hand the data to the compute worker: {error}"
-            self._end(job, JobEvent(job.id, "error", message=text), "failed")
+            self._end(job, JobEvent(job.id, "error", message=text))
             return
         if not self._send(message):
             self._running = None
             self._queue.appendleft(job)  # the worker is gone; the restart will send it
         elif sends_image:
-            self._worker_image_key = job._params["image_key"]
+            self._worker_image_key = request_image_key(job.request)
 
     def _job_message(self, job: JobHandle) -> tuple[tuple, bool]:
         """The ``job`` message; the image is left out when the worker already holds it."""
         inputs = dict(job._inputs)
-        key = job._params.get("image_key")
+        key = request_image_key(job.request)
         if key is not None and key == self._worker_image_key:
             inputs.pop("image", None)
         paths = {n: str(write_array(job._folder / f"in-{n}.npy", a)) for n, a in inputs.items()}
-        message = ("job", job.id, job.kind, job._params, paths, str(job._folder))
+        message = ("job", job.id, job.request, paths, str(job._folder))
         return message, key is not None and "image" in paths
 
     def _send(self, message: tuple) -> bool:
@@ -455,26 +458,14 @@ class ComputeClient:
             return False
         return True
 
-    def _end(self, job: JobHandle, event: JobEvent, state: str) -> None:
-        job.state = state
+    def _end(self, job: JobHandle, event: JobEvent) -> None:
         job._inputs = {}
-        if event.kind == "error":
-            job.error = event.message
-        self._emit(job, event)
-        remove_folder(job._folder)
-        job._done.set()
+        remove_folder(job._folder)  # results were copied out of it
+        job.emit(event)
         with self._lock:
             if self._running is job:
                 self._running = None
             self._dispatch()
-
-    def _emit(self, job: JobHandle, event: JobEvent) -> None:
-        job.events.append(event)
-        if job._on_event is not None:
-            try:
-                job._on_event(event)
-            except Exception:  # noqa: BLE001 - a broken listener must not stop the client
-                traceback.print_exc()
 
     def _status(self, message: str) -> None:
         if self._on_status is not None:
@@ -488,9 +479,9 @@ class ComputeClient:
             queued = list(self._queue)
             self._queue.clear()
         for job in queued:
-            self._end(job, JobEvent(job.id, "error", message=message), "failed")
+            self._end(job, JobEvent(job.id, "error", message=message))
 
     def _warm_up_job(self) -> JobHandle:
         job_id = next(self._ids)
         folder = self._exchange.job_folder(job_id, 0)
-        return JobHandle(self, job_id, "warm_up", {}, {}, folder, None, None)
+        return JobHandle(self, job_id, WarmUpRequest(), {}, folder, None, None)

@@ -1,6 +1,7 @@
 """The jobs the compute worker runs (see ``server.JOBS``).
 
-Each job is ``fn(params, inputs, progress, cancelled) -> (outputs, info)``: ``inputs`` and
+Each job is ``fn(request, inputs, progress, cancelled) -> (outputs, info)``: ``request`` is the
+typed request the client built (:mod:`ctseg_gui.worker.requests`), ``inputs`` and
 ``outputs`` map names to numpy arrays (memory-mapped on the way in), ``progress(stage, fraction)``
 reports, ``cancelled()`` is polled by the job, which raises
 :class:`~ctseg_gui.inference.errors.JobCancelled` when it returns true. They run inside the worker
@@ -9,13 +10,21 @@ process only, so they may import torch.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ctseg_gui.core.volume import Volume
+from ctseg_gui.worker.requests import (
+    ClicksRequest,
+    EchoRequest,
+    EstimateRequest,
+    ImageGeometry,
+    SegmentRequest,
+    StatusRequest,
+    WarmUpRequest,
+)
 
 Progress = Callable[[str, float], None]
 Cancelled = Callable[[], bool]
@@ -26,60 +35,33 @@ Cancelled = Callable[[], bool]
 _VOLUME: list[tuple[str, Volume]] = []
 
 
-def volume_params(volume: Volume) -> dict[str, Any]:
-    """The geometry of ``volume`` as job parameters (its voxels travel separately)."""
-    metadata = {}
-    for name, value in volume.metadata.items():
-        try:
-            pickle.dumps(value)
-        except Exception:  # noqa: BLE001 - facts the worker cannot receive are left out
-            continue
-        metadata[name] = value
-    return {
-        "spacing": tuple(volume.spacing),
-        "origin": tuple(volume.origin),
-        "direction": np.asarray(volume.direction).tolist(),
-        "metadata": metadata,
-    }
-
-
-def volume_from(params: dict[str, Any], array: np.ndarray, key: str | None = None) -> Volume:
+def volume_from(geometry: ImageGeometry, array: np.ndarray, key: str | None = None) -> Volume:
     """Rebuild the app's volume in the worker around its voxels (the same object per ``key``)."""
     if key is not None and _VOLUME and _VOLUME[0][0] == key and _VOLUME[0][1].array is array:
         return _VOLUME[0][1]
-    volume = Volume(
-        array,
-        params["spacing"],
-        params["origin"],
-        np.asarray(params["direction"], dtype=float),
-        dict(params.get("metadata", {})),
-    )
+    volume = geometry.volume(array)
     if key is not None:
         _VOLUME[:] = [(key, volume)]
     return volume
 
 
 def segment(
-    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+    request: SegmentRequest, inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Run a model on ``inputs["image"]``; outputs ``labels`` plus the label table in ``info``.
-
-    ``params``: the image geometry (:func:`volume_params`), ``model_id``, ``bundle``, ``variant``,
-    ``device``, ``precision``.
-    """
+    """Run a model on ``inputs["image"]``; outputs ``labels`` plus the label table in ``info``."""
     from ctseg_gui.core.modality import require_ct
     from ctseg_gui.inference import resolve_model
     from ctseg_gui.inference.engine import segment_volume
 
-    volume = volume_from(params["image"], inputs["image"], params.get("image_key"))
+    volume = volume_from(request.image, inputs["image"], request.image_key)
     require_ct(volume)
     progress("loading the model", 0.0)
-    ref = resolve_model(params.get("model_id"), params.get("bundle"), params.get("variant"))
+    ref = resolve_model(request.model_id, request.bundle, request.variant)
     labels = segment_volume(
         volume,
         ref,
-        device=params.get("device") or "auto",
-        precision=params.get("precision") or "auto",
+        device=request.device or "auto",
+        precision=request.precision or "auto",
         progress=progress,
         cancelled=cancelled,
     )
@@ -90,45 +72,47 @@ def segment(
 
 
 def estimate(
-    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+    request: EstimateRequest,
+    inputs: dict[str, np.ndarray],
+    progress: Progress,
+    cancelled: Cancelled,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Predicted peak memory and time of a segmentation (the engine's ``estimate_resources``).
 
     Runs here, not in the app, because planning a bundle loads torch and MONAI. Only the image
-    geometry and ``shape`` travel: the estimate never looks at voxels, so a zero-stride array
+    geometry and shape travel: the estimate never looks at voxels, so a zero-stride array
     stands in for them.
     """
     from ctseg_gui.inference import resolve_model
     from ctseg_gui.inference.engine import estimate_resources
 
-    stand_in = np.broadcast_to(np.int16(0), tuple(params["shape"]))
-    volume = volume_from(params["image"], stand_in)
-    ref = resolve_model(params.get("model_id"), params.get("bundle"), params.get("variant"))
-    return {}, estimate_resources(volume, ref, params.get("device") or "auto")
+    stand_in = np.broadcast_to(np.int16(0), tuple(request.shape))
+    volume = volume_from(request.image, stand_in)
+    ref = resolve_model(request.model_id, request.bundle, request.variant)
+    return {}, estimate_resources(volume, ref, request.device or "auto")
 
 
 def clicks(
-    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+    request: ClicksRequest, inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One click refinement with a Deepgrow / DeepEdit bundle (the network stays warm).
 
-    ``params``: image geometry and key, ``clicks`` as ``[((i, j, k), positive), ...]``,
-    ``bundle``, ``device``; inputs ``image`` and ``mask``. Outputs ``values`` (the new mask inside
+    Inputs ``image`` and ``mask``. Outputs ``values`` (the new mask inside
     ``info["region"]``, a list of ``(start, stop)`` per array axis).
     """
     from ctseg_gui.interactive.clicks import Click
     from ctseg_gui.interactive.deep import refine_with_model
 
-    volume = volume_from(params["image"], inputs["image"], params.get("image_key"))
+    volume = volume_from(request.image, inputs["image"], request.image_key)
     progress("refining", 0.0)
-    click_list = [Click(tuple(index), bool(positive)) for index, positive in params["clicks"]]
-    device = params.get("device") or "auto"
+    click_list = [Click(tuple(index), bool(positive)) for index, positive in request.clicks]
+    device = request.device or "auto"
     if device == "auto":
         from ctseg_gui.inference.engine import resolve_device
 
         device = str(resolve_device("auto"))
     region, values = refine_with_model(
-        volume, np.asarray(inputs["mask"], dtype=bool), click_list, params["bundle"], device
+        volume, np.asarray(inputs["mask"], dtype=bool), click_list, request.bundle, device
     )
     shape = volume.array.shape
     info = {"region": [r.indices(n)[:2] for r, n in zip(region, shape, strict=True)]}
@@ -136,7 +120,7 @@ def clicks(
 
 
 def echo(
-    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+    request: EchoRequest, inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Health check: return every input unchanged, with its checksum computed in the worker."""
     progress("echo", 0.5)
@@ -148,7 +132,7 @@ def echo(
 
 
 def status(
-    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+    request: StatusRequest, inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """What the worker holds: whether torch is loaded and which networks are warm."""
     import sys
@@ -166,7 +150,7 @@ def status(
 
 
 def warm_up(
-    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+    request: WarmUpRequest, inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Import torch, MONAI and the engine now, so the user's first model run does not wait."""
     progress("loading torch", 0.0)

@@ -21,14 +21,18 @@ import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctseg_gui.inference.memory import give_back_free_memory
 from ctseg_gui.worker.protocol import AUTHKEY_ENV
+from ctseg_gui.worker.requests import image_key, job_name
+
+if TYPE_CHECKING:
+    from ctseg_gui.worker.requests import Request
 
 #: Job kinds and the functions that run them, as ``module:function`` so that only the job that
-#: runs imports its dependencies. Each is ``fn(params, inputs, progress, cancelled) ->
-#: (outputs, info)`` with ``inputs`` / ``outputs`` mapping names to numpy arrays.
+#: runs imports its dependencies. Each is ``fn(request, inputs, progress, cancelled) ->
+#: (outputs, info)`` (``request`` from :mod:`ctseg_gui.worker.requests`) with ``inputs`` / ``outputs`` mapping names to numpy arrays.
 JOBS: dict[str, str] = {
     "segment": "ctseg_gui.worker.jobs:segment",
     "clicks": "ctseg_gui.worker.jobs:clicks",
@@ -84,8 +88,8 @@ class _Worker:
             message = self.jobs.get()
             if message is None:
                 return
-            _, job_id, kind, params, inputs, folder = message
-            self.keep_image(params.get("image_key"), inputs)
+            _, job_id, request, inputs, folder = message
+            self.keep_image(image_key(request), inputs)
             with self.state_lock:
                 if job_id in self.cancel_requested:
                     self.send("cancelled", job_id)
@@ -93,7 +97,7 @@ class _Worker:
                 self.running_id = job_id
                 self.cancel_flag.clear()
             try:
-                self.run_job(job_id, kind, params, inputs, Path(folder))
+                self.run_job(job_id, request, inputs, Path(folder))
             except (EOFError, OSError, BrokenPipeError):
                 return  # the app went away while we were answering
             finally:
@@ -113,9 +117,7 @@ class _Worker:
         array.flags.writeable = False  # shared by later jobs: no job may change it
         self.image = (key, array)
 
-    def run_job(
-        self, job_id: int, kind: str, params: dict, inputs: dict[str, str], folder: Path
-    ) -> None:
+    def run_job(self, job_id: int, request: Request, inputs: dict[str, str], folder: Path) -> None:
         from ctseg_gui.core.errors import CtsegError, CtsegWarning
         from ctseg_gui.inference.errors import JobCancelled
         from ctseg_gui.worker._exchange import map_array, write_array
@@ -127,10 +129,10 @@ class _Worker:
             self.send("progress", job_id, str(stage), float(fraction))
 
         try:
-            function = _job_function(kind)
+            function = _job_function(job_name(request))
             arrays = {name: map_array(path) for name, path in inputs.items() if name != "image"}
-            if params.get("image_key") is not None:
-                if self.image is None or self.image[0] != params["image_key"]:
+            if image_key(request) is not None:
+                if self.image is None or self.image[0] != image_key(request):
                     raise CtsegError("the compute worker no longer holds the image; run again")
                 arrays["image"] = self.image[1]
             elif "image" in inputs:
@@ -139,7 +141,7 @@ class _Worker:
                 # Our warnings (e.g. "GPU out of memory, running on the CPU") reach the user;
                 # library noise stays in the worker.
                 warnings.simplefilter("always", CtsegWarning)
-                outputs, info = function(params, arrays, progress, self.cancel_flag.is_set)
+                outputs, info = function(request, arrays, progress, self.cancel_flag.is_set)
                 for item in caught:
                     if issubclass(item.category, CtsegWarning):
                         self.send("warning", job_id, str(item.message))
