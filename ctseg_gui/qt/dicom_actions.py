@@ -1,15 +1,13 @@
 """File > Export > DICOM SEG / DICOM RTSTRUCT and File > Open DICOM SEG, over the loaded series.
 
 The actions are enabled while the open image came from a classic DICOM series (its folder is the
-series the exports reference). Exports and imports run on a plain thread, as file loading does: a
+series the exports reference). Exports and imports are jobs of the job model, as file loading is: a
 104-structure export takes seconds to minutes, and the labels are copied first so edits made
-meanwhile neither race the writer nor end up half in the file. Results come back through Qt
-signals, on the GUI thread.
+meanwhile neither race the writer nor end up half in the file. Results arrive on the GUI thread.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -17,11 +15,13 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog
 
+from ctseg_gui.qt.jobs import QtJobs
+
 DICOM_FILTER = "DICOM (*.dcm);;All files (*)"
 
 
 class QtDicomTasks(QObject):
-    """Runs one export or import at a time off the GUI thread.
+    """Runs one export or import at a time as a job (``dicom`` channel of the job model).
 
     Signals
     -------
@@ -33,42 +33,26 @@ class QtDicomTasks(QObject):
 
     finished = Signal(str)
     failed = Signal(str)
-    _imported = Signal(object, str)
 
     def __init__(self, window) -> None:
         super().__init__(window)
         self.window = window
-        self.busy = False
-        self._imported.connect(self._on_imported)
+        self._jobs = QtJobs(self)
 
-    def start(self, work, on_done) -> bool:
-        """Run ``work()`` on a thread; ``on_done(result)`` is called from that thread."""
+    @property
+    def busy(self) -> bool:
+        """Whether an export or import is under way."""
+        return self._jobs.busy("dicom")
+
+    def start(self, work, on_result) -> bool:
+        """Run ``work()`` off the GUI thread; ``on_result(value)`` runs on the GUI thread."""
         if self.busy:
             self.window._report("a DICOM export or import is still running")
             return False
-        self.busy = True
-
-        def run() -> None:
-            from ctseg_gui.core.errors import CtsegError
-
-            try:
-                on_done(work())
-            except CtsegError as error:
-                self.busy = False
-                self.failed.emit(str(error))
-            except Exception as error:  # noqa: BLE001 - shown as a message, never lost
-                self.busy = False
-                self.failed.emit(f"{type(error).__name__}: {error}")
-
-        threading.Thread(target=run, name="ctseg-dicom", daemon=True).start()
+        self._jobs.run("dicom", lambda _job: work(), on_result=on_result, on_error=self.failed.emit)
         return True
 
-    def done(self, text: str) -> None:
-        self.busy = False
-        self.finished.emit(text)
-
-    def _on_imported(self, labels, path: str) -> None:
-        self.busy = False
+    def show_imported(self, labels, path: str) -> None:
         document = self.window.document
         if document.image is None or not labels.image.same_grid(document.image):
             self.failed.emit(f"{path}: the image changed while the SEG was read")
@@ -155,7 +139,7 @@ def export_dicom(window, kind: str, path: str | Path | None = None) -> bool:
         return write(snapshot, folder, path, series_uid=series_uid)
 
     name = "DICOM SEG" if kind == "seg" else "RTSTRUCT"
-    return tasks.start(work, lambda written: tasks.done(f"{name} written to {written}"))
+    return tasks.start(work, lambda written: tasks.finished.emit(f"{name} written to {written}"))
 
 
 def open_seg(window, path: str | Path | None = None) -> bool:
@@ -186,4 +170,4 @@ def open_seg(window, path: str | Path | None = None) -> bool:
         labels.provenance = read.provenance
         return labels
 
-    return tasks.start(work, lambda labels: tasks._imported.emit(labels, str(path)))
+    return tasks.start(work, lambda labels: tasks.show_imported(labels, str(path)))
