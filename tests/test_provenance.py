@@ -38,9 +38,10 @@ def test_bundle_model_run_records_version_variant_backend_and_precision(tmp_path
 
 def test_worker_job_sends_the_record_and_it_parses_back(ct):
     from ctseg_gui.worker import jobs
+    from ctseg_gui.worker.requests import ImageGeometry, SegmentRequest
 
-    params = {"image": jobs.volume_params(ct), "model_id": "ct-tissues"}
-    _, info = jobs.segment(params, {"image": ct.array}, lambda *a: None, lambda: False)
+    request = SegmentRequest(ImageGeometry.of(ct), model_id="ct-tissues")
+    _, info = jobs.segment(request, {"image": ct.array}, lambda *a: None, lambda: False)
     record = Provenance.from_json(info["provenance"])
     assert record.model_id == "ct-tissues" and record.backend == "numpy"
 
