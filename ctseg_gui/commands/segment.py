@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from ctseg_gui.inference.backends import BACKENDS
 from ctseg_gui.inference.precision import PRECISIONS
 
 
@@ -27,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the bundle asks, float32 on the CPU); reduced = fast mode (bfloat16 on the CPU: 2-2.7x "
         "faster networks on CPUs with AVX-512 BF16 or AMX, labels may differ at near-tied "
         "voxels); fp32",
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="inference runtime: auto = the fastest that passed `ctseg backends check` for this "
+        "model here (torch when none did); torch, onnxruntime, openvino (CPU), tensorrt (GPU)",
     )
     parser.add_argument("--series", metavar="UID", help="DICOM series to use from a folder")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -72,15 +80,22 @@ def run(args: argparse.Namespace) -> int:
     bar = None if args.quiet else ProgressBar()
     try:
         labels = segment_volume(
-            volume, model, device=args.device, precision=args.precision, progress=bar
+            volume,
+            model,
+            device=args.device,
+            precision=args.precision,
+            backend=args.backend,
+            progress=bar,
         )
     finally:
         if bar is not None:
             bar.close()
     path = write_label_map(labels, args.output)
     counts = labels.voxel_counts()
+    ran = getattr(labels, "run_info", None)
+    ran = f" [{ran['backend']} {ran['dtype']}]" if ran else ""
     print(
-        f"{path}: {len(counts)} labels from {model.name} "
+        f"{path}: {len(counts)} labels from {model.name}{ran} "
         f"({', '.join(labels.table[v].name for v in sorted(counts)[:6])}"
         f"{', ...' if len(counts) > 6 else ''})"
     )
