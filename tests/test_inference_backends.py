@@ -154,7 +154,9 @@ def test_damaged_cached_export_is_rebuilt(backend, segresnet, ct_tensor):
 
 def test_auto_takes_the_fastest_passed_check(segresnet, ct_tensor):
     candidates = [(b, "fp32") for b in ("onnxruntime", "openvino") if is_installed(b)]
-    results = check_parity(segresnet, torch.device("cpu"), _windows(ct_tensor), candidates=candidates)
+    results = check_parity(
+        segresnet, torch.device("cpu"), _windows(ct_tensor), candidates=candidates
+    )
     assert results["torch/fp32"]["passed"]
     for backend, precision in candidates:
         entry = results[f"{backend}/{precision}"]

@@ -175,9 +175,9 @@ def sliding_window_labels(
     that are blended and then turned into labels by the head (see heads.py).
     """
     import torch
+    from monai.data.utils import compute_importance_map
 
     from ctseg_gui.inference.backends.base import as_predictor
-    from monai.data.utils import compute_importance_map
 
     device = image.device
     size = tuple(image.shape[1:])

@@ -136,7 +136,9 @@ def make_predictor(
     elif _present("tensorrt"):
         from ctseg_gui.inference.backends.trt import TensorRtPredictor
 
-        predictor = TensorRtPredictor(network, device, roi, precision, labels_only, progress=progress)
+        predictor = TensorRtPredictor(
+            network, device, roi, precision, labels_only, progress=progress
+        )
     else:
         from ctseg_gui.inference.backends.ort import OrtPredictor
 

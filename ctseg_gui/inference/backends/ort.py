@@ -86,7 +86,9 @@ class OrtPredictor:
         except BundleError:
             raise
         except Exception as error:  # noqa: BLE001 - ORT raises its own exception types
-            raise BundleError(f"onnxruntime could not load the exported network: {error}") from error
+            raise BundleError(
+                f"onnxruntime could not load the exported network: {error}"
+            ) from error
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, windows):
