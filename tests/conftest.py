@@ -10,6 +10,12 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def _private_backend_cache(tmp_path, monkeypatch):
+    """Exports and parity records of this test only: ``--backend auto`` sees none by default."""
+    monkeypatch.setenv("CTSEG_CACHE_DIR", str(tmp_path / "backend-cache"))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

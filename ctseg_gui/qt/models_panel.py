@@ -36,6 +36,15 @@ PRECISIONS = (
     ("reduced", "Fast (mixed precision)"),
     ("fp32", "Exact (float32)"),
 )
+# (value, text, module that must be importable): the GUI only looks for the packages, so it
+# never imports a backend itself; the worker does
+BACKENDS = (
+    ("auto", "Fastest checked here (auto)", None),
+    ("torch", "PyTorch", None),
+    ("onnxruntime", "ONNX Runtime", "onnxruntime"),
+    ("openvino", "OpenVINO (CPU)", "openvino"),
+    ("tensorrt", "TensorRT (GPU)", "tensorrt"),
+)
 
 
 @dataclass
@@ -185,6 +194,8 @@ class QtModelPanel(QWidget):
             "CPUs with bfloat16 instructions (AVX-512 BF16, AMX); a few voxels where two "
             "structures are nearly tied may change label"
         )
+        self.backend_box = QComboBox()
+        self._fill_backends()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
@@ -208,6 +219,7 @@ class QtModelPanel(QWidget):
         form.addRow(self.variant_label, self.variant_row)
         form.addRow("Device", self.device_box)
         form.addRow("Precision", self.precision_box)
+        form.addRow("Backend", self.backend_box)
         form.addRow("Estimate", self.estimate_label)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
@@ -352,6 +364,21 @@ class QtModelPanel(QWidget):
         """Switch to the low-resolution variant (the estimate is redone)."""
         self.variant_box.setCurrentIndex(self.variant_box.findData("lowres"))
 
+    def _fill_backends(self) -> None:
+        import importlib.util
+
+        for value, text, module in BACKENDS:
+            self.backend_box.addItem(text, value)
+            if module is not None and importlib.util.find_spec(module) is None:
+                item = self.backend_box.model().item(self.backend_box.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(f"{module} is not installed")
+        self.backend_box.setToolTip(
+            "The runtime for the network. Auto takes the fastest backend and precision that "
+            "kept the labels of PyTorch float32 in a check on this machine (`ctseg backends "
+            "check`), else PyTorch"
+        )
+
     @Slot()
     def use_cpu(self) -> None:
         """Switch to the CPU (the estimate is redone)."""
@@ -371,6 +398,7 @@ class QtModelPanel(QWidget):
             variant=variant,
             device=self.device_box.currentData(),
             precision=self.precision_box.currentData(),
+            backend=self.backend_box.currentData(),
         )
         self.progress.setValue(0)
         self.stage_label.setText(f"Waiting for the compute worker to run {choice.title}…")
@@ -591,6 +619,7 @@ class QtModelPanel(QWidget):
         self.variant_row.setEnabled(not self.running)
         self.device_box.setEnabled(not self.running)
         self.precision_box.setEnabled(not self.running)
+        self.backend_box.setEnabled(not self.running)
         self.run_anyway_button.setEnabled(self._volume is not None and not self.running)
 
 

@@ -157,9 +157,12 @@ class ComputeClient:
         variant: str | None = None,
         device: str = "auto",
         precision: str = "auto",
+        backend: str = "auto",
         on_event: EventCallback | None = None,
     ) -> JobHandle:
         """Segment ``volume``; the ``result`` event carries a LabelMap on ``volume``'s grid.
+
+        ``backend`` as ``ctseg segment --backend``; the LabelMap's ``run_info`` says what ran.
 
         The worker gets a copy of the voxels; ``volume`` itself is never touched, whatever
         happens to the worker.
@@ -175,11 +178,15 @@ class ComputeClient:
             "variant": variant,
             "device": device,
             "precision": precision,
+            "backend": backend,
         }
 
         def finish(result: JobResult) -> LabelMap:
             table = LabelTable.from_json(result.info.get("table", {}))
-            return LabelMap(result.arrays["labels"], volume, table)
+            labels = LabelMap(result.arrays["labels"], volume, table)
+            if result.info.get("run_info"):
+                labels.run_info = dict(result.info["run_info"])
+            return labels
 
         return self.submit(
             "segment", params, {"image": volume.array}, on_event=on_event, finish=finish

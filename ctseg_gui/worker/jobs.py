@@ -65,7 +65,7 @@ def segment(
     """Run a model on ``inputs["image"]``; outputs ``labels`` plus the label table in ``info``.
 
     ``params``: the image geometry (:func:`volume_params`), ``model_id``, ``bundle``, ``variant``,
-    ``device``, ``precision``.
+    ``device``, ``precision``, ``backend``.
     """
     from ctseg_gui.core.modality import require_ct
     from ctseg_gui.inference import resolve_model
@@ -80,10 +80,15 @@ def segment(
         ref,
         device=params.get("device") or "auto",
         precision=params.get("precision") or "auto",
+        backend=params.get("backend") or "torch",
         progress=progress,
         cancelled=cancelled,
     )
-    info = {"table": labels.table.to_json(), "model": ref.name}
+    info = {
+        "table": labels.table.to_json(),
+        "model": ref.name,
+        "run_info": getattr(labels, "run_info", None),
+    }
     return {"labels": labels.array}, info
 
 
@@ -105,13 +110,38 @@ def estimate(
     return {}, estimate_resources(volume, ref, params.get("device") or "auto")
 
 
+def check_backends(
+    params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Export the model for each installed backend and check it against torch float32.
+
+    ``params`` as :func:`segment` (``model_id``/``bundle``, ``variant``, ``device``) plus
+    ``windows``; input ``image``. Exports and compiles with progress, records the parity check
+    that ``backend="auto"`` chooses from, and returns it as ``info["results"]``.
+    """
+    from ctseg_gui.inference import resolve_model
+    from ctseg_gui.inference.backends.model_check import check_model_backends
+
+    volume = volume_from(params["image"], inputs["image"], params.get("image_key"))
+    ref = resolve_model(params.get("model_id"), params.get("bundle"), params.get("variant"))
+    progress("checking backends", 0.0)
+    results = check_model_backends(
+        volume,
+        ref,
+        device=params.get("device") or "auto",
+        windows=int(params.get("windows") or 2),
+        progress=progress,
+    )
+    return {}, {"results": results, "model": ref.name}
+
+
 def clicks(
     params: dict[str, Any], inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One click refinement with a Deepgrow / DeepEdit bundle (the network stays warm).
 
     ``params``: image geometry and key, ``clicks`` as ``[((i, j, k), positive), ...]``,
-    ``bundle``, ``device``; inputs ``image`` and ``mask``. Outputs ``values`` (the new mask inside
+    ``bundle``, ``device``, ``backend``; inputs ``image`` and ``mask``. Outputs ``values`` (the new mask inside
     ``info["region"]``, a list of ``(start, stop)`` per array axis).
     """
     from ctseg_gui.interactive.clicks import Click
@@ -126,7 +156,12 @@ def clicks(
 
         device = str(resolve_device("auto"))
     region, values = refine_with_model(
-        volume, np.asarray(inputs["mask"], dtype=bool), click_list, params["bundle"], device
+        volume,
+        np.asarray(inputs["mask"], dtype=bool),
+        click_list,
+        params["bundle"],
+        device,
+        backend=params.get("backend") or "torch",
     )
     shape = volume.array.shape
     info = {"region": [r.indices(n)[:2] for r, n in zip(region, shape, strict=True)]}

@@ -74,6 +74,7 @@ def make_predictor(
     roi: tuple[int, ...],
     labels_only: bool = True,
     bundle_amp: bool = True,
+    in_channels: int = 1,
     progress=None,
 ):
     """A predictor running ``network`` (eval mode, on ``device``) with ``backend``.
@@ -94,6 +95,8 @@ def make_predictor(
         Only labels are wanted, so a SegResNet's 1x1x1 head may be left to the stitcher.
     bundle_amp
         The bundle's own workflow uses AMP on CUDA.
+    in_channels
+        Input channels of the windows (click models take the image plus guidance channels).
     progress
         ``progress(stage, fraction)`` while exporting or compiling.
 
@@ -125,25 +128,24 @@ def make_predictor(
 
         dtype = autocast_dtype(device, precision, bundle_amp)
         predictor = TorchPredictor(network, device, dtype, labels_only)
-    elif backend == "onnxruntime":
+        predictor.precision = precision
+        return predictor
+    options = {"labels_only": labels_only, "progress": progress, "in_channels": in_channels}
+    if backend == "onnxruntime":
         from ctseg_gui.inference.backends.ort import OrtPredictor
 
-        predictor = OrtPredictor(network, device, roi, precision, labels_only, progress=progress)
+        predictor = OrtPredictor(network, device, roi, precision, **options)
     elif backend == "openvino":
         from ctseg_gui.inference.backends.ov import OpenVinoPredictor
 
-        predictor = OpenVinoPredictor(network, device, roi, precision, labels_only, progress)
+        predictor = OpenVinoPredictor(network, device, roi, precision, **options)
     elif _present("tensorrt"):
         from ctseg_gui.inference.backends.trt import TensorRtPredictor
 
-        predictor = TensorRtPredictor(
-            network, device, roi, precision, labels_only, progress=progress
-        )
+        predictor = TensorRtPredictor(network, device, roi, precision, **options)
     else:
         from ctseg_gui.inference.backends.ort import OrtPredictor
 
-        predictor = OrtPredictor(
-            network, device, roi, precision, labels_only, tensorrt=True, progress=progress
-        )
+        predictor = OrtPredictor(network, device, roi, precision, tensorrt=True, **options)
     predictor.precision = precision
     return predictor

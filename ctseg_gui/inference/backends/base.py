@@ -103,7 +103,8 @@ class TorchPredictor:
 
         from ctseg_gui.inference.precision import autocast_context
 
-        windows = windows.contiguous(memory_format=torch.channels_last_3d)
+        if windows.ndim == 5:  # oneDNN's fast 3D convolutions are channels-last
+            windows = windows.contiguous(memory_format=torch.channels_last_3d)
         with torch.inference_mode(), autocast_context(self.device, self.autocast):
             return first_tensor(self.module(windows))
 

@@ -60,6 +60,7 @@ class OrtPredictor:
         labels_only: bool = True,
         tensorrt: bool = False,
         progress=None,
+        in_channels: int = 1,
     ) -> None:
         import onnxruntime as ort
         import torch
@@ -73,7 +74,7 @@ class OrtPredictor:
         self.name = "tensorrt" if tensorrt else "onnxruntime"
         self.dtype = "float16" if tensorrt and precision == "reduced" else "float32"
         module, self.head = window_module(network, labels_only)
-        path = exported_onnx(network, module, roi, labels_only, self.device, progress)
+        path = exported_onnx(network, module, roi, labels_only, self.device, progress, in_channels)
         key = {"onnx": path.name, "ort": ort.__version__, "device": str(self.device)}
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -98,5 +99,7 @@ class OrtPredictor:
         # is this path's main use and a copy there is ~1% of a window
         scores = self.session.run(None, {self.input: windows.detach().float().cpu().numpy()})[0]
         out = torch.from_numpy(scores).to(self.device)
+        if out.ndim != 5:
+            return out
         # channel-fastest, as the torch path's output: the stitcher's blend streams it in order
         return out.contiguous(memory_format=torch.channels_last_3d)

@@ -29,7 +29,14 @@ class OpenVinoPredictor:
     name = "openvino"
 
     def __init__(
-        self, network, device, roi, precision: str = "auto", labels_only: bool = True, progress=None
+        self,
+        network,
+        device,
+        roi,
+        precision: str = "auto",
+        labels_only: bool = True,
+        progress=None,
+        in_channels: int = 1,
     ) -> None:
         import shutil
 
@@ -49,7 +56,7 @@ class OpenVinoPredictor:
                 )
         self.dtype = {"f32": "float32", "bf16": "bfloat16"}[hint]
         module, self.head = window_module(network, labels_only)
-        path = exported_onnx(network, module, roi, labels_only, self.device, progress)
+        path = exported_onnx(network, module, roi, labels_only, self.device, progress, in_channels)
         blobs = artefact_path("openvino", {"onnx": path.name, "ov": ov.__version__, "p": hint}, "")
         config = {
             "INFERENCE_PRECISION_HINT": hint,
@@ -78,4 +85,6 @@ class OpenVinoPredictor:
         array = np.ascontiguousarray(windows.detach().float().cpu().numpy())
         scores = self.request.infer({0: array})[0]
         # a copy (the request reuses its output memory), channel-fastest as torch's output
+        if scores.ndim != 5:
+            return torch.from_numpy(scores).clone()
         return torch.from_numpy(scores).clone(memory_format=torch.channels_last_3d)

@@ -14,7 +14,7 @@ from ctseg_gui.inference.backends.cache import artefact_path, exported_onnx, loa
 from ctseg_gui.inference.errors import BundleError
 
 
-def _build_engine(onnx_path, out_path, roi, max_batch: int, fp16: bool) -> None:
+def _build_engine(onnx_path, out_path, roi, max_batch: int, fp16: bool, channels: int) -> None:
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -30,7 +30,8 @@ def _build_engine(onnx_path, out_path, roi, max_batch: int, fp16: bool) -> None:
     profile = builder.create_optimization_profile()
     shape = tuple(roi)
     name = network.get_input(0).name
-    profile.set_shape(name, (1, 1, *shape), (max_batch, 1, *shape), (max_batch, 1, *shape))
+    lowest, highest = (1, channels, *shape), (max_batch, channels, *shape)
+    profile.set_shape(name, lowest, highest, highest)
     config.add_optimization_profile(profile)
     engine = builder.build_serialized_network(network, config)
     if engine is None:
@@ -53,6 +54,7 @@ class TensorRtPredictor:
         labels_only: bool = True,
         max_batch: int = 4,
         progress=None,
+        in_channels: int = 1,
     ) -> None:
         import tensorrt as trt
         import torch
@@ -64,20 +66,23 @@ class TensorRtPredictor:
         self.dtype = "float16" if fp16 else "float32"
         self.max_batch = max_batch
         module, self.head = window_module(network, labels_only)
-        onnx_path = exported_onnx(network, module, roi, labels_only, self.device, progress)
+        onnx_path = exported_onnx(
+            network, module, roi, labels_only, self.device, progress, in_channels
+        )
         key = {
             "onnx": onnx_path.name,
             "trt": trt.__version__,
             "gpu": torch.cuda.get_device_name(self.device),
             "fp16": fp16,
             "max_batch": max_batch,
+            "channels": in_channels,
         }
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
 
         def build(tmp):
             if progress is not None:
                 progress("building the TensorRT engine", 0.0)
-            _build_engine(onnx_path, tmp, roi, max_batch, fp16)
+            _build_engine(onnx_path, tmp, roi, max_batch, fp16, in_channels)
 
         def load(path):
             engine = runtime.deserialize_cuda_engine(path.read_bytes())
@@ -105,4 +110,5 @@ class TensorRtPredictor:
             if not self.context.execute_async_v3(stream.cuda_stream):
                 raise BundleError("TensorRT failed to run the engine")
             outputs.append(y)
-        return torch.cat(outputs).contiguous(memory_format=torch.channels_last_3d)
+        out = torch.cat(outputs)
+        return out.contiguous(memory_format=torch.channels_last_3d) if out.ndim == 5 else out
