@@ -111,7 +111,7 @@ def dice_scores(ours, reference, min_voxels: int = MIN_CLASS_VOXELS) -> dict[int
     return scores
 
 
-def _timed(predictor, windows, repeat: int = 1):
+def _timed(predictor, windows, repeat: int = 2):
     _window_labels(predictor, windows)  # warm-up: first-call allocations, lazy compilation
     best, labels = None, None
     for _ in range(repeat):
