@@ -11,7 +11,8 @@ The whole-body bundle gets weights fitted N steps to the CT's tissue classes
 (tests/fitted_weights.py, cached; ``--fitted-steps``): their class margins are like a trained
 model's, so they say what a precision does to the labels. The spleen bundle's weights are
 tests/bundles.py's fixed-seed ones with a shifted output bias. ``--highres-slices N`` crops the
-CT to N slices for the highres model (36 windows for the full CT; a crop keeps the run short).
+CT to N slices for the highres model (36 windows for the full CT; a crop keeps the run short),
+``--spleen-slices N`` for the spleen model.
 
     python benchmarks/bench_backends.py [--models spleen lowres highres] [--fitted-steps 100]
         [--highres-slices 60] [--monai-highres]
@@ -72,7 +73,9 @@ def main() -> int:
     parser.add_argument("--image", default=str(ROOT / "tests/data/ct/abdomen_3mm.nii.gz"))
     parser.add_argument("--models", nargs="+", default=["spleen", "lowres", "highres"])
     parser.add_argument("--fitted-steps", type=int, default=100)
+    parser.add_argument("--fitted-patch", type=int, default=32, help="side of each fit crop")
     parser.add_argument("--highres-slices", type=int, default=60, help="0: the whole CT")
+    parser.add_argument("--spleen-slices", type=int, default=0, help="0: the whole CT")
     parser.add_argument("--monai-highres", action="store_true", help="MONAI's highres (~20 GB)")
     args = parser.parse_args()
 
@@ -91,10 +94,16 @@ def main() -> int:
             if model == "spleen":
                 bundle, extra = build_spleen_bundle(tmp / "spleen_ct_segmentation"), []
                 monai_extra = []
+                if args.spleen_slices:
+                    ct = crop_slices(
+                        ct, tmp / f"ct_{args.spleen_slices}.nii.gz", args.spleen_slices
+                    )
             else:
                 if wholebody is None:
                     wholebody = build_wholebody_bundle(
-                        tmp / "wholeBody_ct_segmentation", fitted_steps=args.fitted_steps
+                        tmp / "wholeBody_ct_segmentation",
+                        fitted_steps=args.fitted_steps,
+                        fitted_patch=args.fitted_patch,
                     )
                 bundle, extra = wholebody, ["--variant", model]
                 monai_extra = ["--displayable_configs#highres", str(model == "highres")]
@@ -167,7 +176,8 @@ def main() -> int:
             f"{rss:8.0f} {fmt(d_torch, 10, 4)} {fmt(d_monai, 10, 4)}"
         )
     print(f"\n{os.cpu_count()} CPU cores; s/batch: 2 windows (ctseg backends check); "
-          f"whole-body weights fitted {args.fitted_steps} steps; Dice: mean over classes "
+          f"whole-body weights fitted {args.fitted_steps} steps of "
+          f"{args.fitted_patch}^3 crops; Dice: mean over classes "
           f"with >= 100 voxels in the reference")  # fmt: skip
     return 0
 

@@ -182,3 +182,27 @@ def test_auto_takes_the_fastest_passed_check(segresnet, ct_tensor):
     # the record is per weights: another network has none
     other = SegResNet(spatial_dims=3, init_filters=8, out_channels=7).eval()
     assert choose(other, torch.device("cpu"), ROI, True, "fp32") == ("torch", "fp32")
+
+
+def test_check_records_what_segment_auto_then_runs(tmp_path, small_ct, capsys):
+    assert main(["backends", "list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["backends"]["onnxruntime"] == (
+        None if not is_installed("onnxruntime") else listing["backends"]["onnxruntime"]
+    )
+    assert listing["cache"] == str(cache_root())
+    bundle = build_spleen_bundle(tmp_path / "spleen_ct_segmentation")
+    assert main(["backends", "check", str(small_ct), "--bundle", str(bundle), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert record_file().is_file()
+    assert results["torch/fp32"]["passed"]
+    assert results["tensorrt/fp32"]["passed"] is False  # no GPU: skipped, with the reason
+    for name in ("onnxruntime/fp32", "openvino/fp32"):
+        if is_installed(name.split("/")[0]):
+            assert results[name]["passed"] and results[name]["mean_dice"] >= 0.999, results[name]
+    passed = {k: v["seconds_per_batch"] for k, v in results.items() if v["passed"]}
+    backend = min(passed, key=passed.get).split("/")[0]
+    out = tmp_path / "auto.nii.gz"
+    args = ["segment", str(small_ct), "-o", str(out), "--bundle", str(bundle), "-q"]
+    assert main(args) == 0  # --backend auto is the default
+    assert f"[{backend} " in capsys.readouterr().out
