@@ -75,6 +75,7 @@ def main() -> int:
     parser.add_argument("--fitted-steps", type=int, default=100)
     parser.add_argument("--fitted-patch", type=int, default=32, help="side of each fit crop")
     parser.add_argument("--highres-slices", type=int, default=60, help="0: the whole CT")
+    parser.add_argument("--check-windows", type=int, default=2, help="windows per timed batch")
     parser.add_argument("--spleen-slices", type=int, default=0, help="0: the whole CT")
     parser.add_argument("--monai-highres", action="store_true", help="MONAI's highres (~20 GB)")
     args = parser.parse_args()
@@ -114,7 +115,7 @@ def main() -> int:
             source = ["--bundle", str(bundle), *extra]
             check = subprocess.run(
                 [sys.executable, "-m", "ctseg_gui.cli", "backends", "check", str(ct), *source,
-                 "--device", "cpu", "--json"],  # fmt: skip
+                 "--device", "cpu", "--windows", str(args.check_windows), "--json"],  # fmt: skip
                 env=env, capture_output=True, text=True, check=False,
             )  # fmt: skip
             if check.returncode != 0:
@@ -175,7 +176,8 @@ def main() -> int:
             f"{model:<8} {label:<40} {fmt(per_batch, 8, 2)} {wall:7.1f} {speed:7.2f} "
             f"{rss:8.0f} {fmt(d_torch, 10, 4)} {fmt(d_monai, 10, 4)}"
         )
-    print(f"\n{os.cpu_count()} CPU cores; s/batch: 2 windows (ctseg backends check); "
+    print(f"\n{os.cpu_count()} CPU cores; s/batch: {args.check_windows} window(s), best of two "
+          f"(ctseg backends check); "
           f"whole-body weights fitted {args.fitted_steps} steps of "
           f"{args.fitted_patch}^3 crops; Dice: mean over classes "
           f"with >= 100 voxels in the reference")  # fmt: skip
