@@ -223,7 +223,7 @@ def _segment_bundle(
     from ctseg_gui.inference.backends import make_predictor
     from ctseg_gui.inference.bundle import get_network
     from ctseg_gui.inference.preprocess import plan_steps, run_steps
-    from ctseg_gui.inference.sliding import WindowSettings, sliding_window_labels
+    from ctseg_gui.inference.sliding import WindowSettings, plan_windows, sliding_window_labels
 
     def report(stage: str, fraction: float) -> None:
         if progress is not None:
@@ -254,8 +254,6 @@ def _segment_bundle(
     settings = WindowSettings.from_inferer(plan.inferer)
     out_channels = _guess_channels(plan)
     keep = keeps_probabilities(plan, image[0].numel())
-    from ctseg_gui.inference.sliding import plan_windows
-
     roi = plan_windows(tuple(image.shape[1:]), settings)[0]
     predictor = make_predictor(
         backend,

@@ -237,6 +237,7 @@ class QtModelPanel(QWidget):
         self.variant_group.idClicked.connect(self._on_variant_group_clicked)
         self.device_box.currentIndexChanged.connect(lambda _i: self._request_estimate())
         self.precision_box.currentIndexChanged.connect(lambda _i: self._rerate_estimate())
+        self.backend_box.currentIndexChanged.connect(lambda _i: self._rerate_estimate())
         self.estimator.estimated.connect(self._on_estimator_estimated)
         self.estimator.failed.connect(self._on_estimator_failed)
         self.run_button.clicked.connect(self.run)
@@ -364,6 +365,11 @@ class QtModelPanel(QWidget):
         """Switch to the low-resolution variant (the estimate is redone)."""
         self.variant_box.setCurrentIndex(self.variant_box.findData("lowres"))
 
+    def _run_key(self, model_id, variant) -> tuple:
+        """What a measured run time belongs to: model, variant, precision and backend."""
+        precision, backend = self.precision_box.currentData(), self.backend_box.currentData()
+        return (model_id, variant, precision, backend)
+
     def _fill_backends(self) -> None:
         import importlib.util
 
@@ -388,7 +394,7 @@ class QtModelPanel(QWidget):
         choice = self._choices[self.model_box.currentIndex()]
         variant = self.variant_box.currentData() if choice.variants else None
         self._job_volume = self._volume
-        self._job_key = (choice.model_id, variant, self.precision_box.currentData())
+        self._job_key = self._run_key(choice.model_id, variant)
         self._job_estimate = self._estimate_raw
         self._started_at = time.monotonic()
         self._job_id = self.bridge.submit_segment(
@@ -567,9 +573,10 @@ class QtModelPanel(QWidget):
 
     @Slot(object, object)
     def _on_estimator_estimated(self, key, raw: dict) -> None:
-        # measured run times are kept per precision: the fast mode runs ~2.7x quicker on the CPU
+        # measured run times are kept per precision and backend: the fast mode runs ~2.7x
+        # quicker on the CPU, OpenVINO's more
         self._estimate_raw = raw
-        self._estimate_key = (*key[:2], self.precision_box.currentData())
+        self._estimate_key = self._run_key(*key[:2])
         self.estimate = resource_estimate.make_estimate(raw, self._estimate_key)
         text = self.estimate.text()
         if self.estimate.available_bytes is not None:
