@@ -7,15 +7,16 @@ precision (and once with ``--backend auto``, which takes the fastest that passed
 MONAI's own workflow once, each as a subprocess: wall time, peak RSS (ru_maxrss), and mean Dice
 of the label map against ours in torch float32 and against MONAI's.
 
-The whole-body bundle gets weights fitted N steps to the CT's tissue classes
-(tests/fitted_weights.py, cached; ``--fitted-steps``): their class margins are like a trained
-model's, so they say what a precision does to the labels. The spleen bundle's weights are
+The whole-body bundle gets a fixed-seed trunk whose output layer is fitted to the CT's tissue
+classes (tests/fitted_weights.py ``fit_head_state_dict``, cached), or with ``--fitted-steps N``
+weights trained N steps: either way the class margins are real, so they say what a precision
+does to the labels. The spleen bundle's weights are
 tests/bundles.py's fixed-seed ones with a shifted output bias. ``--highres-slices N`` crops the
 CT to N slices for the highres model (36 windows for the full CT; a crop keeps the run short),
 ``--spleen-slices N`` for the spleen model.
 
-    python benchmarks/bench_backends.py [--models spleen lowres highres] [--fitted-steps 100]
-        [--highres-slices 60] [--monai-highres]
+    python benchmarks/bench_backends.py [--models spleen lowres highres] [--fitted-steps N]
+        [--highres-slices 60] [--spleen-slices N] [--monai-highres] [--check-windows N]
 """
 
 from __future__ import annotations
@@ -72,8 +73,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default=str(ROOT / "tests/data/ct/abdomen_3mm.nii.gz"))
     parser.add_argument("--models", nargs="+", default=["spleen", "lowres", "highres"])
-    parser.add_argument("--fitted-steps", type=int, default=100)
-    parser.add_argument("--fitted-patch", type=int, default=32, help="side of each fit crop")
+    parser.add_argument(
+        "--fitted-steps",
+        type=int,
+        default=0,
+        help="whole-body weights trained N steps (fitted_weights.fit_state_dict); 0 (default): "
+        "fixed-seed trunk with a fitted output layer (fit_head_state_dict, a minute)",
+    )
+    parser.add_argument("--fitted-patch", type=int, default=64, help="side of each fit crop")
     parser.add_argument("--highres-slices", type=int, default=60, help="0: the whole CT")
     parser.add_argument("--check-windows", type=int, default=2, help="windows per timed batch")
     parser.add_argument("--spleen-slices", type=int, default=0, help="0: the whole CT")
@@ -105,6 +112,7 @@ def main() -> int:
                         tmp / "wholeBody_ct_segmentation",
                         fitted_steps=args.fitted_steps,
                         fitted_patch=args.fitted_patch,
+                        fitted_head=args.fitted_steps == 0,
                     )
                 bundle, extra = wholebody, ["--variant", model]
                 monai_extra = ["--displayable_configs#highres", str(model == "highres")]
@@ -160,6 +168,12 @@ def main() -> int:
                 d_torch = mean_dice(ours, reference) if ours and reference else None
                 d_monai = mean_dice(ours, monai_out) if ours and monai_out else None
                 rows[i] = (*row, d_torch, d_monai)
+            print_table(rows, args)
+    return 0
+
+
+def print_table(rows: list, args) -> None:
+    """The table of every run so far (printed after each model, so a cut-short run still has one)."""
     print()
     header = (f"{'model':<8} {'backend precision':<40} {'s/batch':>8} {'e2e s':>7} "
               f"{'x torch':>7} {'RSS MiB':>8} {'Dice torch':>10} {'Dice MONAI':>10}")  # fmt: skip
@@ -178,10 +192,11 @@ def main() -> int:
         )
     print(f"\n{os.cpu_count()} CPU cores; s/batch: {args.check_windows} window(s), best of two "
           f"(ctseg backends check); "
-          f"whole-body weights fitted {args.fitted_steps} steps of "
-          f"{args.fitted_patch}^3 crops; Dice: mean over classes "
-          f"with >= 100 voxels in the reference")  # fmt: skip
-    return 0
+          f"whole-body weights: "
+          + (f"fitted {args.fitted_steps} steps of {args.fitted_patch}^3 crops"
+             if args.fitted_steps else "fixed-seed trunk, output layer fitted to the tissues")
+          + "; Dice: mean over classes "
+          "with >= 100 voxels in the reference")  # fmt: skip
 
 
 def fmt(value, width: int, digits: int) -> str:

@@ -4,9 +4,9 @@ Today's parity tests (test_inference_parity.py) feed the 3 mm CT to networks of 
 half of it. Here the real CT is resampled in the test: to 1.5 mm through the whole-body lowres
 (3 mm) network, to 0.8 x 0.8 x 1.25 mm through the spleen network (1.5 x 1.5 x 2 mm, no integer
 factor), and stored LPS (the voxel axes running right-to-left and anterior-to-posterior, as
-DICOM-derived files are). The whole-body weights are fitted to the CT's tissue classes
-(fitted_weights.py; cached after the first run), so their class margins are real and a
-grid slip shows as lost Dice rather than hiding in near-ties.
+DICOM-derived files are). The whole-body network's output layer is fitted to the CT's tissue
+classes (fitted_weights.fit_head_state_dict; cached after the first run), so its class margins
+are real and a grid slip shows as lost Dice rather than hiding in near-ties.
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ from test_inference_parity import dice_per_class, monai_run
 from ctseg_gui.cli import main
 from ctseg_gui.core.volume import Volume
 from ctseg_gui.io import read_image, write_image
-
-#: Adam steps and crop side of the lowres fit (benchmarks/bench_backends.py's defaults: one cache)
-FIT_STEPS, FIT_PATCH = 100, 32
 
 
 @pytest.fixture(autouse=True)
@@ -80,9 +77,7 @@ def ours_and_monai(bundle, image, tmp_path, variant=None):
 
 def test_wholebody_lowres_on_a_finer_ct(tmp_path, small_ct):
     image = resampled(small_ct, tmp_path / "ct_1p5mm.nii.gz", (1.5, 1.5, 1.5))
-    bundle = build_wholebody_bundle(
-        tmp_path / "wholeBody_ct_segmentation", fitted_steps=FIT_STEPS, fitted_patch=FIT_PATCH
-    )
+    bundle = build_wholebody_bundle(tmp_path / "wholeBody_ct_segmentation", fitted_head=True)
     ours, theirs = ours_and_monai(bundle, image, tmp_path, "lowres")
     scores = dice_per_class(ours, theirs)
     assert len(scores) >= 4, np.bincount(theirs.ravel())  # the tissue classes, not background
