@@ -78,7 +78,7 @@ def main() -> int:
         type=int,
         default=0,
         help="whole-body weights trained N steps (fitted_weights.fit_state_dict); 0 (default): "
-        "fixed-seed trunk with a fitted output layer (fit_head_state_dict, a minute)",
+        "fixed-seed trunk with a fitted output layer (fit_head_state_dict, minutes)",
     )
     parser.add_argument("--fitted-patch", type=int, default=64, help="side of each fit crop")
     parser.add_argument("--highres-slices", type=int, default=60, help="0: the whole CT")

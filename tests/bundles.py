@@ -309,7 +309,7 @@ def build_wholebody_bundle(
 
     ``fitted_steps`` > 0 writes briefly fitted weights (see fitted_weights.py; ``fitted_patch``
     the side of each step's crop) instead of fixed-seed ones; ``fitted_head`` fixed-seed weights
-    with a fitted output layer (``fit_head_state_dict``: a minute, not many).
+    with a fitted output layer (``fit_head_state_dict``: minutes, not an hour).
     """
     import torch
 

@@ -110,9 +110,11 @@ def fit_head_state_dict(
     The fixed-seed trunk's features on ``crops`` random ``patch``-cubed crops of the CT (on
     ``variant``'s grid) are classified into its tissue classes by a multinomial logistic
     regression (L-BFGS), whose weights become the output convolution. A few forward passes
-    instead of hundreds of training steps: about a minute on two cores, where the full fit takes
-    many. The scores then have real margins between the tissue classes (the regression's), and
-    near-ties only where the features cannot tell the tissues apart.
+    instead of hundreds of training steps (4 minutes on this shared 2-core VM under a load of
+    11, where 100 steps of the full fit were heading for 50). The scores then have real margins
+    between the tissue classes (the regression's: cross-entropy 0.86, 61% of voxels right on the
+    lowres grid, from 1.79 for even odds), and near-ties only where the features cannot tell the
+    tissues apart.
     """
     import tempfile
 
@@ -159,7 +161,7 @@ def fit_head_state_dict(
     with torch.no_grad():
         accuracy = float((linear(x).argmax(1) == y).float().mean())
     print(
-        f"fit {variant} head: loss {float(closure()):.3f}, voxel accuracy {accuracy:.3f} "
+        f"fit {variant} head: loss {float(closure().detach()):.3f}, voxel accuracy {accuracy:.3f} "
         f"({time.perf_counter() - started:.0f} s)",
         flush=True,
     )
