@@ -75,6 +75,14 @@ def ours_and_monai(bundle, image, tmp_path, variant=None):
     return ours.array.astype(np.int64), theirs
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by this test, not fixed yet: a 1.5 mm CT under the 3 mm network puts every odd "
+    "input voxel exactly half-way between two network voxels; our nearest-neighbour labels-back "
+    "resampling rounds those ties half to even, MONAI's affine_grid/grid_sample breaks them by "
+    "float32 rounding (half up on one axis, half down on the others here), so about 58% of the "
+    "voxels read a neighbouring network voxel: mean Dice 0.82 against MONAI's workflow",
+)
 def test_wholebody_lowres_on_a_finer_ct(tmp_path, small_ct):
     image = resampled(small_ct, tmp_path / "ct_1p5mm.nii.gz", (1.5, 1.5, 1.5))
     bundle = build_wholebody_bundle(tmp_path / "wholeBody_ct_segmentation", fitted_head=True)
