@@ -20,6 +20,7 @@ COMMANDS = {
     "convert": ("convert", "convert any supported image to NIfTI, NRRD or MetaImage"),
     "segment": ("segment", "segment a CT with a model (built-in or MONAI bundle)"),
     "models": ("models", "list, install, verify or remove models"),
+    "backends": ("backends", "inference backends here: list, or check parity and speed on a CT"),
     "stats": ("stats", "volume and HU statistics per structure of a label map, as CSV"),
     "train": ("train", "fine-tune a model on corrected cases (JSON spec; resumable; DDP)"),
     "evaluate": ("evaluate", "per-class Dice of a model on cases with reference labels"),

@@ -368,12 +368,18 @@ def build_spleen_bundle(
 
 
 def build_wholebody_bundle(
-    root: Path, seed: int = 0, num_workers: int = 0, fitted_steps: int = 0
+    root: Path,
+    seed: int = 0,
+    num_workers: int = 0,
+    fitted_steps: int = 0,
+    fitted_patch: int = 64,
+    fitted_head: bool = False,
 ) -> Path:
     """Write a wholeBody_ct_segmentation-style bundle (model.pt and model_lowres.pt).
 
-    ``fitted_steps`` > 0 writes briefly fitted weights (see fitted_weights.py) instead of
-    fixed-seed ones.
+    ``fitted_steps`` > 0 writes briefly fitted weights (see fitted_weights.py; ``fitted_patch``
+    the side of each step's crop) instead of fixed-seed ones; ``fitted_head`` fixed-seed weights
+    with a fitted output layer (``fit_head_state_dict``: minutes, not an hour).
     """
     import torch
 
@@ -390,10 +396,16 @@ def build_wholebody_bundle(
     for offset, (name, variant) in enumerate(
         (("model.pt", "highres"), ("model_lowres.pt", "lowres"))
     ):
-        if fitted_steps > 0:
+        if fitted_head:
+            from fitted_weights import fit_head_state_dict
+
+            state = fit_head_state_dict(WHOLEBODY_NETWORK, variant, seed=seed)
+        elif fitted_steps > 0:
             from fitted_weights import fit_state_dict
 
-            state = fit_state_dict(WHOLEBODY_NETWORK, variant, fitted_steps, seed=seed)
+            state = fit_state_dict(
+                WHOLEBODY_NETWORK, variant, fitted_steps, patch=fitted_patch, seed=seed
+            )
         else:
             state = _seeded_state_dict(WHOLEBODY_NETWORK, seed + offset)
         torch.save(state, bundle / "models" / name)

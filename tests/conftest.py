@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
+# Backend exports and parity records of the test run only, also for the worker processes that
+# session-wide fixtures start before any per-test setting (see _private_backend_cache)
+os.environ["CTSEG_CACHE_DIR"] = tempfile.mkdtemp(prefix="ctseg-test-cache-")
+
+
+@pytest.fixture(autouse=True)
+def _private_backend_cache(tmp_path, monkeypatch):
+    """Exports and parity records of this test only: ``--backend auto`` sees none by default."""
+    monkeypatch.setenv("CTSEG_CACHE_DIR", str(tmp_path / "backend-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -102,6 +102,79 @@ def fit_state_dict(
     return state
 
 
+def fit_head_state_dict(
+    network_config: dict, variant: str, crops: int = 4, patch: int = 64, seed: int = 0
+) -> dict:
+    """State dict of ``network_config`` (a SegResNet) with only its 1x1x1 output layer fitted.
+
+    The fixed-seed trunk's features on ``crops`` random ``patch``-cubed crops of the CT (on
+    ``variant``'s grid) are classified into its tissue classes by a multinomial logistic
+    regression (L-BFGS), whose weights become the output convolution. A few forward passes
+    instead of hundreds of training steps (4 minutes on this shared 2-core VM under a load of
+    11, where 100 steps of the full fit were heading for 50). The scores then have real margins
+    between the tissue classes (the regression's: cross-entropy 0.86, 61% of voxels right on the
+    lowres grid, from 1.79 for even odds), and near-ties only where the features cannot tell the
+    tissues apart.
+    """
+    import tempfile
+
+    import torch
+    from monai.bundle import ConfigParser
+
+    from ctseg_gui.inference.heads import split_pointwise_head
+
+    cache = _cache_file(network_config, variant, -crops, patch, seed)
+    if cache.exists():
+        return torch.load(cache, map_location="cpu", weights_only=True)
+    torch.manual_seed(seed)
+    network = ConfigParser({"net": dict(network_config)}).get_parsed_content("net").eval()
+    trunk, head = split_pointwise_head(network)
+    with tempfile.TemporaryDirectory(prefix="ctseg-fit-") as folder:
+        image, label = _training_pair(VARIANT_SPACING[variant], Path(folder))
+    generator = torch.Generator().manual_seed(seed)
+    features, targets = [], []
+    with torch.inference_mode():
+        for _ in range(crops):
+            corner = [
+                int(torch.randint(0, max(1, s - patch + 1), (1,), generator=generator))
+                for s in image.shape[1:]
+            ]
+            crop = tuple(slice(c, c + patch) for c in corner)
+            f = trunk(image[(slice(None), *crop)][None])[0]
+            features.append(f.reshape(f.shape[0], -1).T)
+            targets.append(label[0][crop].reshape(-1))
+    x, y = torch.cat(features), torch.cat(targets)
+    keep = torch.randperm(len(x), generator=generator)[:200_000]
+    x, y = x[keep], y[keep]
+    linear = torch.nn.Linear(x.shape[1], head.columns.shape[1])
+    optimiser = torch.optim.LBFGS(linear.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def closure():
+        optimiser.zero_grad()
+        loss = loss_fn(linear(x), y)
+        loss.backward()
+        return loss
+
+    started = time.perf_counter()
+    optimiser.step(closure)
+    with torch.no_grad():
+        accuracy = float((linear(x).argmax(1) == y).float().mean())
+    print(
+        f"fit {variant} head: loss {float(closure().detach()):.3f}, voxel accuracy {accuracy:.3f} "
+        f"({time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
+    state = network.state_dict()
+    (weight_key,) = [k for k in state if k.startswith("conv_final") and k.endswith("weight")][-1:]
+    bias_key = weight_key[: -len("weight")] + "bias"
+    state[weight_key] = linear.weight.detach().reshape(state[weight_key].shape).clone()
+    state[bias_key] = linear.bias.detach().clone()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, cache)
+    return state
+
+
 def _cache_file(network_config: dict, variant: str, steps: int, patch: int, seed: int) -> Path:
     import monai
     import torch

@@ -309,3 +309,26 @@ def test_model_grid_resampling_round_trip(lps_image):
     k, j, i = 12, 40, 70
     x, y, z = grid.to_model((k, j, i))
     assert (x, y, z) == (2 * (121 - i) + 1, 2 * (100 - j) + 1, 2 * k + 1)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("dims", [3, 2])
+def test_click_models_run_on_exported_backends(ct, backend, dims, tmp_path, monkeypatch):
+    from ctseg_gui.inference.backends import is_installed
+
+    if not is_installed(backend):
+        pytest.skip(f"{backend} is not installed here")
+    monkeypatch.setenv("CTSEG_CACHE_DIR", str(tmp_path / "cache"))
+    network = build_test_deepgrow_network(spatial_dims=dims, seed=dims)
+    roi = ROI3 if dims == 3 else (64, 64)
+    clicks = [Click((60, 50, 15), True), Click((70, 45, 15), True), Click((40, 60, 15), False)]
+    masks = {}
+    for name in ("torch", backend):
+        refiner = DeepgrowRefiner(ct, network, roi_size=roi, spatial_dims=dims, backend=name)
+        mask = np.zeros(ct.array.shape, bool)
+        region, values = refiner.refine(mask, clicks)
+        mask[region] = values
+        masks[name] = mask
+        assert refiner._predictor.name == name  # the seam ran this backend
+    assert masks["torch"].any() and (~masks["torch"]).any()
+    assert int((masks[backend] != masks["torch"]).sum()) <= 2  # float32: a tie at most

@@ -150,3 +150,23 @@ def test_clicks_run_in_the_worker_with_the_image_sent_once(client, small_ct, tmp
     assert written == ["in-image.npy", "in-mask.npy", "in-mask.npy"]
     warm = _warm_networks(client)
     assert len(warm) == 1  # the segmentation network is still warm beside the click model
+
+
+def test_backend_check_job_then_auto_segment(client, tiny_bundle, small_ct):
+    from ctseg_gui.worker.requests import CheckBackendsRequest, ImageGeometry
+
+    volume = read_image(small_ct)
+    request = CheckBackendsRequest(
+        ImageGeometry.of(volume), bundle=str(tiny_bundle), device="cpu", windows=1
+    )
+    events: list[JobEvent] = []
+    job = client.submit(request, None, {"image": volume.array}, on_event=events.append)
+    assert job.wait(WAIT) and job.state == "finished", job.error
+    results = job.result.info["results"]
+    assert results["torch/fp32"]["passed"] and "openvino/fp32" in results
+    assert any(e.kind == "progress" and e.stage.startswith("checking") for e in events)
+    passed = {k: v["seconds_per_batch"] for k, v in results.items() if v["passed"]}
+    fastest = min(passed, key=passed.get).split("/")[0]
+    run = client.submit_segment(volume, None, bundle=tiny_bundle, device="cpu", backend="auto")
+    assert run.wait(WAIT) and run.state == "finished", run.error
+    assert run.result.run_info["backend"] == fastest

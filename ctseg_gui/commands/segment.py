@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 
+from ctseg_gui.inference.backends import BACKENDS
 from ctseg_gui.inference.precision import PRECISIONS
 
 
@@ -48,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the bundle asks, float32 on the CPU); reduced = fast mode (bfloat16 on the CPU: 2-2.7x "
         "faster networks on CPUs with AVX-512 BF16 or AMX, labels may differ at near-tied "
         "voxels); fp32",
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="inference runtime: auto = the fastest that passed `ctseg backends check` for this "
+        "model here (torch when none did); torch, onnxruntime, openvino (CPU), tensorrt (GPU)",
     )
     parser.add_argument("--series", metavar="UID", help="DICOM series to use from a folder")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -210,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         outputs = [output]
     if not model.builtin:
         preload_libraries()  # overlaps with reading the first CT
-    runner = BatchRunner(model, args.device, args.precision, args.series)
+    runner = BatchRunner(model, args.device, args.precision, args.series, args.backend)
     if found.batch:
         return _run_batch(args, found, outputs, runner)
     bar = None if args.quiet else ProgressBar()
@@ -222,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     names = result.labels
     print(
-        f"{result.output}: {len(names)} labels from {model.name} "
+        f"{result.output}: {len(names)} labels from {model.name}{result.ran} "
         f"({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
     )
     if args.timings:

@@ -85,6 +85,7 @@ class CaseResult:
     message: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
+    ran: str = ""  # " [backend dtype]" that ran the network, for the summary line
 
     @property
     def total(self) -> float:
@@ -135,7 +136,7 @@ class BatchRunner:
     ----------
     model
         From :func:`~ctseg_gui.inference.resolve_model`.
-    device, precision
+    device, precision, backend
         As for :func:`~ctseg_gui.inference.segment_volume`.
     series_uid
         DICOM series to read from each case (single-CT runs).
@@ -147,8 +148,10 @@ class BatchRunner:
         device: str = "auto",
         precision: str = "auto",
         series_uid: str | None = None,
+        backend: str = "auto",
     ) -> None:
         self.model, self.device, self.precision = model, device, precision
+        self.backend = backend
         self.series_uid = series_uid
         self.load_seconds: float | None = None  # None until the model is loaded
         self.networks_built = 0
@@ -189,7 +192,12 @@ class BatchRunner:
 
         before = network_builds()
         labels = segment_volume(
-            volume, self.model, device=self.device, precision=self.precision, progress=report
+            volume,
+            self.model,
+            device=self.device,
+            precision=self.precision,
+            backend=self.backend,
+            progress=report,
         )
         self.networks_built += network_builds() - before
         counts = labels.voxel_counts()
@@ -198,7 +206,9 @@ class BatchRunner:
         del volume
         write_atomic(labels, output)
         timer.finish("write")
-        return CaseResult(case, "done", output, seconds=dict(timer.seconds), labels=names)
+        ran = getattr(labels, "run_info", None)
+        ran = f" [{ran['backend']} {ran['dtype']}]" if ran else ""
+        return CaseResult(case, "done", output, seconds=dict(timer.seconds), labels=names, ran=ran)
 
     def run(
         self,

@@ -150,6 +150,7 @@ def segment_volume(
     cancelled: Callable[[], bool] | None = None,
     fast_path: bool = True,
     precision: str = "auto",
+    backend: str = "torch",
 ) -> LabelMap:
     """Segment ``volume`` with ``model``; the labels lie exactly on the volume's grid.
 
@@ -173,6 +174,10 @@ def segment_volume(
         ``auto`` (as the bundle's own workflow: AMP on CUDA when it asks, float32 on the CPU),
         ``fp32`` or ``reduced`` (fast mode: bfloat16 on the CPU); see
         :mod:`ctseg_gui.inference.precision`.
+    backend
+        ``torch``, ``onnxruntime``, ``openvino``, ``tensorrt`` or ``auto`` (the fastest that
+        passed its parity check here; see :mod:`ctseg_gui.inference.backends`). The result's
+        ``run_info`` names the backend and precision that ran.
 
     Raises
     ------
@@ -197,7 +202,9 @@ def segment_volume(
     target = resolve_device(device)
     try:
         try:
-            return _segment_bundle(volume, model, target, progress, cancelled, fast_path, precision)
+            return _segment_bundle(
+                volume, model, target, progress, cancelled, fast_path, precision, backend
+            )
         except torch.cuda.OutOfMemoryError:
             if target.type != "cuda":
                 raise
@@ -211,7 +218,9 @@ def segment_volume(
             if progress:
                 progress("GPU out of memory: retrying on CPU", 0.0)
             target = torch.device("cpu")
-            return _segment_bundle(volume, model, target, progress, cancelled, fast_path, precision)
+            return _segment_bundle(
+                volume, model, target, progress, cancelled, fast_path, precision, backend
+            )
     except RuntimeError as error:
         if "can't allocate memory" not in str(error) and "out of memory" not in str(error):
             raise
@@ -222,13 +231,15 @@ def segment_volume(
         ) from error
 
 
-def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precision) -> LabelMap:
+def _segment_bundle(
+    volume, ref, device, progress, cancelled, fast_path, precision, backend="torch"
+) -> LabelMap:
     import time
 
+    from ctseg_gui.inference.backends import make_predictor
     from ctseg_gui.inference.bundle import get_network
-    from ctseg_gui.inference.precision import autocast_dtype
     from ctseg_gui.inference.preprocess import plan_steps, run_steps
-    from ctseg_gui.inference.sliding import WindowSettings, sliding_window_labels
+    from ctseg_gui.inference.sliding import WindowSettings, plan_windows, sliding_window_labels
 
     def report(stage: str, fraction: float) -> None:
         if progress is not None:
@@ -258,28 +269,31 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
     check()
     settings = WindowSettings.from_inferer(plan.inferer)
     out_channels = _guess_channels(plan)
-    keep = plan.probabilities_first
-    if keep:
-        keep = out_channels is None or (
-            out_channels * image[0].numel() * 4 <= PROBABILITY_BUDGET_BYTES
-        )
+    keep = keeps_probabilities(plan, image[0].numel())
+    roi = plan_windows(tuple(image.shape[1:]), settings)[0]
+    predictor = make_predictor(
+        backend,
+        network,
+        device,
+        precision,
+        roi=roi,
+        labels_only=not keep,
+        bundle_amp=plan.amp,
+        progress=report,
+    )
     started = time.perf_counter()
-    arithmetic = autocast_dtype(device, precision, plan.amp)
     labels, probs = sliding_window_labels(
         image,
-        network,
+        predictor,
         settings,
         keep_probabilities=keep,
         activation=plan.activation,
-        autocast_dtype=arithmetic,
         progress=lambda f: report("inference", f),
         cancelled=cancelled,
         out_channels=out_channels,
     )
-    from ctseg_gui.inference.sliding import plan_windows
-
     n_windows = len(plan_windows(tuple(image.shape[1:]), settings)[3])
-    _SECONDS_PER_WINDOW[(str(ref.bundle), str(device), precision)] = (
+    _SECONDS_PER_WINDOW[(str(ref.bundle), str(device), precision, backend)] = (
         time.perf_counter() - started
     ) / n_windows
     del image
@@ -294,9 +308,26 @@ def _segment_bundle(volume, ref, device, progress, cancelled, fast_path, precisi
     array = array.astype(smallest_label_dtype(max(top, 1)), copy=False)
     from ctseg_gui.inference.provenance import model_provenance
 
-    labels = LabelMap(array, volume, label_table_for(ref, plan))
-    labels.provenance = model_provenance(ref, device, precision, arithmetic)
-    return labels
+    result = LabelMap(array, volume, label_table_for(ref, plan))
+    # what ran, for provenance records and reports
+    result.run_info = {
+        "backend": predictor.name,
+        "precision": predictor.precision,
+        "dtype": predictor.dtype,
+        "device": str(device),
+    }
+    result.provenance = model_provenance(
+        ref, device, precision, predictor.dtype, backend=predictor.name
+    )
+    return result
+
+
+def keeps_probabilities(plan, voxels: int) -> bool:
+    """Whether the sliding window keeps class probabilities (to invert them before the argmax)."""
+    channels = _guess_channels(plan)
+    if not plan.probabilities_first:
+        return False
+    return channels is None or channels * voxels * 4 <= PROBABILITY_BUDGET_BYTES
 
 
 def torch_float32():
@@ -426,13 +457,17 @@ def _invert_monai(labels, probs, meta_image, plan) -> np.ndarray:
 
 
 def estimate_resources(
-    volume: Volume, model: ModelRef, device: str = "auto", precision: str = "auto"
+    volume: Volume,
+    model: ModelRef,
+    device: str = "auto",
+    precision: str = "auto",
+    backend: str = "torch",
 ) -> dict:
     """Predicted peak memory and time of ``segment_volume`` for this CT, before running it.
 
     Returns a dict with ``device``, ``network_shape`` (grid the network runs on), ``windows``,
     ``classes``, ``peak_bytes`` (host RAM on CPU, GPU memory on CUDA), ``seconds`` (None until
-    this model ran once in this process on this device at this ``precision``),
+    this model ran once in this process on this device at this ``precision`` and ``backend``),
     ``available_bytes`` and ``fits``.
     """
     if model.builtin:
@@ -483,7 +518,7 @@ def estimate_resources(
     if plan.probabilities_first and classes * voxels * 4 <= PROBABILITY_BUDGET_BYTES:
         peak += classes * voxels * 4
     available = _available_bytes(target)
-    per_window = _SECONDS_PER_WINDOW.get((str(model.bundle), str(target), precision))
+    per_window = _SECONDS_PER_WINDOW.get((str(model.bundle), str(target), precision, backend))
     fits = available is None or peak < available
     advice = ""
     if not fits:

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctseg_gui.inference.errors import BundleError, JobCancelled
-from ctseg_gui.inference.heads import split_pointwise_head
 from ctseg_gui.inference.memory import reuse_freed_memory, zeroed_buffer
-from ctseg_gui.inference.precision import autocast_context
 
 
 @dataclass
@@ -92,18 +90,6 @@ def _pad(image, pads, settings: WindowSettings):
     return F.pad(image, flat, mode=mode)
 
 
-def _first_tensor(output):
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, dict):
-        return _first_tensor(next(iter(output.values())))
-    if isinstance(output, (list, tuple)):
-        return _first_tensor(output[0])
-    raise BundleError(f"the network returned {type(output).__name__}, not a tensor")
-
-
 def _shift(buffer, axis: int, shift: int) -> None:
     """Move ``buffer`` ``shift`` slices towards the start along ``axis`` in place; zero the tail.
 
@@ -167,29 +153,31 @@ def _add_windows(acc, count, out, batch, weight, axis: int, lo: int) -> None:
 
 def sliding_window_labels(
     image,
-    network,
+    predictor,
     settings: WindowSettings,
     *,
     keep_probabilities: bool = False,
     activation: str | None = "softmax",
-    autocast_dtype=None,
     progress: Callable[[float], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     out_channels: int | None = None,
 ):
-    """Run ``network`` over ``image`` (``(1, X, Y, Z)`` tensor on the compute device).
+    """Run ``predictor`` over ``image`` (``(1, X, Y, Z)`` tensor on the compute device).
 
-    Returns ``(labels, probabilities)``: labels ``(X, Y, Z)`` int16 on the CPU; probabilities
-    ``(C, X, Y, Z)`` float32 after ``activation`` only when ``keep_probabilities`` (for bundles
-    that resample probabilities before the argmax), else None. ``autocast_dtype`` (from
-    :func:`~ctseg_gui.inference.precision.autocast_dtype`) runs the network under autocast;
-    the stitching sums stay float32. ``out_channels``, the network's output channels when the
-    caller knows them, lets the row buffers be allocated before the first window runs (a wrong
-    value costs an allocation, not a wrong result). When only labels are wanted and the network
-    ends in a 1x1x1 convolution, the windows are blended as features (see heads.py).
+    ``predictor`` is a :class:`~ctseg_gui.inference.backends.base.Predictor` (any backend, any
+    precision); a plain torch module is run as a float32 torch predictor. Returns ``(labels,
+    probabilities)``: labels ``(X, Y, Z)`` int16 on the CPU; probabilities ``(C, X, Y, Z)``
+    float32 after ``activation`` only when ``keep_probabilities`` (for bundles that resample
+    probabilities before the argmax), else None. The stitching sums stay float32 whatever the
+    predictor's precision. ``out_channels``, the network's output channels when the caller knows
+    them, lets the row buffers be allocated before the first window runs (a wrong value costs an
+    allocation, not a wrong result). When the predictor has a ``head``, its outputs are features
+    that are blended and then turned into labels by the head (see heads.py).
     """
     import torch
     from monai.data.utils import compute_importance_map
+
+    from ctseg_gui.inference.backends.base import as_predictor
 
     device = image.device
     size = tuple(image.shape[1:])
@@ -210,8 +198,10 @@ def sliding_window_labels(
     acc = count = None
     lo = 0  # slab coordinate of acc[:, 0]
     done, total = 0, len(slices)
-    split = None if keep_probabilities else split_pointwise_head(network)
-    forward, head = (network, None) if split is None else split
+    predictor = as_predictor(predictor, device, labels_only=not keep_probabilities)
+    head = predictor.head
+    if keep_probabilities and head is not None:
+        raise ValueError("probabilities need a predictor of class scores, not features (head)")
     if head is not None:
         out_channels = head.features
     if out_channels is not None:
@@ -272,9 +262,7 @@ def sliding_window_labels(
                     raise JobCancelled()
                 batch = row[b : b + per_pass]
                 windows = torch.cat([data[(slice(None), slice(None), *w)] for w in batch])
-                windows = windows.contiguous(memory_format=torch.channels_last_3d)
-                with torch.inference_mode(), autocast_context(device, autocast_dtype):
-                    out = _first_tensor(forward(windows))
+                out = predictor(windows)
                 if tuple(out.shape[2:]) != tuple(roi):
                     raise BundleError(
                         f"the network output {tuple(out.shape[2:])} differs from the window size {roi}"

@@ -122,6 +122,9 @@ class DeepgrowRefiner:
         Input conventions; ``roi_size`` and ``spatial_dims`` may also be given as keywords.
     device
         Torch device (``"cpu"`` by default).
+    backend
+        Inference backend (see :mod:`ctseg_gui.inference.backends`): ``torch`` by default;
+        exported backends are built on the first click, for the network's fixed input shape.
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class DeepgrowRefiner:
         network,
         config: DeepgrowConfig | None = None,
         device: str = "cpu",
+        backend: str = "torch",
         **overrides: Any,
     ) -> None:
         import torch
@@ -141,6 +145,8 @@ class DeepgrowRefiner:
         self.image = image
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
+        self.backend = backend
+        self._predictor = None
         self._grid: ModelGrid | None = None
         self._model_array: np.ndarray | None = None
 
@@ -168,6 +174,24 @@ class DeepgrowRefiner:
             lo, hi, values = self.predict(array, clicks, lambda c: grid.to_model(c.kji))
         return grid.back(lo, hi, values)
 
+    def run_network(self, inputs: np.ndarray):
+        """Logits of the network on ``inputs`` ``(1, channels, *roi_size)``, by the backend."""
+        import torch
+
+        if self._predictor is None:
+            from ctseg_gui.inference.backends import make_predictor
+
+            self._predictor = make_predictor(
+                self.backend,
+                self.network,
+                self.device,
+                "fp32",
+                roi=tuple(inputs.shape[2:]),
+                labels_only=False,
+                in_channels=int(inputs.shape[1]),
+            )
+        return self._predictor(torch.from_numpy(inputs).to(self.device)).float()
+
     def predict(self, array: np.ndarray, clicks: list[Click], coords):
         """Crop, resize, normalise, add guidance, run the network, and map the mask back."""
         import torch
@@ -193,8 +217,7 @@ class DeepgrowRefiner:
         groups = [scale(pos), scale(neg)]
         signal = guidance_signal(resized.shape, groups, cfg.sigma)
         inputs = np.concatenate([resized[None], signal])[None]
-        with torch.no_grad():
-            logits = self.network(torch.from_numpy(inputs).to(self.device))
+        logits = self.run_network(inputs)
         out = (torch.sigmoid(logits[:, :1]) >= 0.5).float()
         back = F.interpolate(out.cpu(), size=crop.shape, mode="nearest")[0, 0].numpy() > 0.5
         return lo, hi, back
@@ -219,8 +242,7 @@ class DeepgrowRefiner:
         ]
         signal = guidance_signal(resized.shape, groups, cfg.sigma)
         inputs = np.concatenate([resized[None], signal])[None]
-        with torch.no_grad():
-            logits = self.network(torch.from_numpy(inputs).to(self.device))
+        logits = self.run_network(inputs)
         probabilities = torch.softmax(logits.float(), dim=1).cpu()
         back = F.interpolate(probabilities, size=array.shape, mode="area")[0]
         mask = (torch.argmax(back, dim=0) == cfg.label_channel).numpy()
@@ -336,7 +358,7 @@ def _conventions(raw: dict, network) -> DeepgrowConfig:
     return DeepgrowConfig(**kwargs)
 
 
-_WARM: dict[tuple[str, int], DeepgrowRefiner] = {}
+_WARM: dict[tuple[str, int, str], DeepgrowRefiner] = {}
 
 
 def refiner_for(image: Volume, bundle: str | None = None, model: str | None = None):
@@ -353,17 +375,24 @@ def refiner_for(image: Volume, bundle: str | None = None, model: str | None = No
 
 
 def refine_with_model(
-    image: Volume, mask: np.ndarray, clicks: list[Click], bundle: str, device: str = "cpu"
+    image: Volume,
+    mask: np.ndarray,
+    clicks: list[Click],
+    bundle: str,
+    device: str = "cpu",
+    backend: str = "torch",
 ) -> tuple[Region, np.ndarray]:
     """One click update with a bundle's network; the worker's entry point.
 
     The refiner (and its network) stays cached per bundle and image, so only the first click
     pays for loading.
     """
-    key = (str(bundle), id(image))
+    key = (str(bundle), id(image), backend)
     refiner = _WARM.get(key)
     if refiner is None:
         network, config = load_interactive_bundle(bundle)
         _WARM.clear()  # one warm model at a time keeps memory bounded
-        refiner = _WARM[key] = DeepgrowRefiner(image, network, config, device=device)
+        refiner = _WARM[key] = DeepgrowRefiner(
+            image, network, config, device=device, backend=backend
+        )
     return refiner.refine(mask, clicks)

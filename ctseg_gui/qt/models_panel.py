@@ -36,6 +36,15 @@ PRECISIONS = (
     ("reduced", "Fast (mixed precision)"),
     ("fp32", "Exact (float32)"),
 )
+# (value, text, module that must be importable): the GUI only looks for the packages, so it
+# never imports a backend itself; the worker does
+BACKENDS = (
+    ("auto", "Fastest checked here (auto)", None),
+    ("torch", "PyTorch", None),
+    ("onnxruntime", "ONNX Runtime", "onnxruntime"),
+    ("openvino", "OpenVINO (CPU)", "openvino"),
+    ("tensorrt", "TensorRT (GPU)", "tensorrt"),
+)
 
 
 @dataclass
@@ -185,6 +194,8 @@ class QtModelPanel(QWidget):
             "CPUs with bfloat16 instructions (AVX-512 BF16, AMX); a few voxels where two "
             "structures are nearly tied may change label"
         )
+        self.backend_box = QComboBox()
+        self._fill_backends()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
@@ -216,6 +227,7 @@ class QtModelPanel(QWidget):
         form.addRow(self.variant_label, self.variant_row)
         form.addRow("Device", self.device_box)
         form.addRow("Precision", self.precision_box)
+        form.addRow("Backend", self.backend_box)
         form.addRow("Estimate", self.estimate_label)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
@@ -234,6 +246,7 @@ class QtModelPanel(QWidget):
         self.variant_group.idClicked.connect(self._on_variant_group_clicked)
         self.device_box.currentIndexChanged.connect(lambda _i: self._request_estimate())
         self.precision_box.currentIndexChanged.connect(lambda _i: self._rerate_estimate())
+        self.backend_box.currentIndexChanged.connect(lambda _i: self._rerate_estimate())
         self.estimator.estimated.connect(self._on_estimator_estimated)
         self.estimator.failed.connect(self._on_estimator_failed)
         self.run_button.clicked.connect(self.run)
@@ -376,6 +389,26 @@ class QtModelPanel(QWidget):
         """Switch to the low-resolution variant (the estimate is redone)."""
         self.variant_box.setCurrentIndex(self.variant_box.findData("lowres"))
 
+    def _run_key(self, model_id, variant) -> tuple:
+        """What a measured run time belongs to: model, variant, precision and backend."""
+        precision, backend = self.precision_box.currentData(), self.backend_box.currentData()
+        return (model_id, variant, precision, backend)
+
+    def _fill_backends(self) -> None:
+        import importlib.util
+
+        for value, text, module in BACKENDS:
+            self.backend_box.addItem(text, value)
+            if module is not None and importlib.util.find_spec(module) is None:
+                item = self.backend_box.model().item(self.backend_box.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(f"{module} is not installed")
+        self.backend_box.setToolTip(
+            "The runtime for the network. Auto takes the fastest backend and precision that "
+            "kept the labels of PyTorch float32 in a check on this machine (`ctseg backends "
+            "check`), else PyTorch"
+        )
+
     @Slot()
     def use_cpu(self) -> None:
         """Switch to the CPU (the estimate is redone)."""
@@ -385,7 +418,7 @@ class QtModelPanel(QWidget):
         choice = self._choices[self.model_box.currentIndex()]
         variant = self.variant_box.currentData() if choice.variants else None
         self._job_volume = self._volume
-        self._job_key = (choice.model_id, variant, self.precision_box.currentData())
+        self._job_key = self._run_key(choice.model_id, variant)
         self._job_estimate = self._estimate_raw
         self._started_at = time.monotonic()
         self._job_id = self.bridge.submit_segment(
@@ -395,6 +428,7 @@ class QtModelPanel(QWidget):
             variant=variant,
             device=self.device_box.currentData(),
             precision=self.precision_box.currentData(),
+            backend=self.backend_box.currentData(),
         )
         self.progress.setValue(0)
         self.stage_label.setText(f"Waiting for the compute worker to run {choice.title}…")
@@ -563,9 +597,10 @@ class QtModelPanel(QWidget):
 
     @Slot(object, object)
     def _on_estimator_estimated(self, key, raw: dict) -> None:
-        # measured run times are kept per precision: the fast mode runs ~2.7x quicker on the CPU
+        # measured run times are kept per precision and backend: the fast mode runs ~2.7x
+        # quicker on the CPU, OpenVINO's more
         self._estimate_raw = raw
-        self._estimate_key = (*key[:2], self.precision_box.currentData())
+        self._estimate_key = self._run_key(*key[:2])
         self.estimate = resource_estimate.make_estimate(raw, self._estimate_key)
         text = self.estimate.text()
         if self.estimate.available_bytes is not None:
@@ -615,6 +650,7 @@ class QtModelPanel(QWidget):
         self.variant_row.setEnabled(not self.running)
         self.device_box.setEnabled(not self.running)
         self.precision_box.setEnabled(not self.running)
+        self.backend_box.setEnabled(not self.running)
         self.run_anyway_button.setEnabled(self._volume is not None and not self.running)
 
 

@@ -170,9 +170,12 @@ class ComputeClient:
         variant: str | None = None,
         device: str = "auto",
         precision: str = "auto",
+        backend: str = "auto",
         on_event: EventCallback | None = None,
     ) -> JobHandle:
         """Segment ``volume``; the ``result`` event carries a LabelMap on ``volume``'s grid.
+
+        ``backend`` as ``ctseg segment --backend``; the LabelMap's ``run_info`` says what ran.
 
         The worker gets a copy of the voxels; ``volume`` itself is never touched, whatever
         happens to the worker.
@@ -188,6 +191,7 @@ class ComputeClient:
             variant=variant,
             device=device,
             precision=precision,
+            backend=backend,
         )
 
         def finish(result: JobResult) -> LabelMap:
@@ -195,6 +199,8 @@ class ComputeClient:
             labels = LabelMap(result.arrays["labels"], volume, table)
             if result.info.get("provenance"):
                 labels.provenance = Provenance.from_json(result.info["provenance"])
+            if result.info.get("run_info"):
+                labels.run_info = dict(result.info["run_info"])
             return labels
 
         return self.submit(request, None, {"image": volume.array}, on_event=on_event, finish=finish)
@@ -244,6 +250,7 @@ class ComputeClient:
         bundle: str | Path,
         *,
         device: str = "auto",
+        backend: str = "torch",
         on_event: EventCallback | None = None,
     ) -> JobHandle:
         """One click refinement with a Deepgrow / DeepEdit bundle, in the worker.
@@ -258,6 +265,7 @@ class ComputeClient:
             str(bundle),
             image_key=self.image_key(volume),
             device=device,
+            backend=backend,
         )
 
         def finish(result: JobResult):

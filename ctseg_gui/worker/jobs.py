@@ -17,6 +17,7 @@ import numpy as np
 
 from ctseg_gui.core.volume import Volume
 from ctseg_gui.worker.requests import (
+    CheckBackendsRequest,
     ClicksRequest,
     EchoRequest,
     EstimateRequest,
@@ -62,10 +63,15 @@ def segment(
         ref,
         device=request.device or "auto",
         precision=request.precision or "auto",
+        backend=request.backend or "torch",
         progress=progress,
         cancelled=cancelled,
     )
-    info = {"table": labels.table.to_json(), "model": ref.name}
+    info = {
+        "table": labels.table.to_json(),
+        "model": ref.name,
+        "run_info": getattr(labels, "run_info", None),
+    }
     if labels.provenance is not None:
         info["provenance"] = labels.provenance.to_json()
     return {"labels": labels.array}, info
@@ -92,6 +98,33 @@ def estimate(
     return {}, estimate_resources(volume, ref, request.device or "auto")
 
 
+def check_backends(
+    request: CheckBackendsRequest,
+    inputs: dict[str, np.ndarray],
+    progress: Progress,
+    cancelled: Cancelled,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Export the model for each installed backend and check it against torch float32.
+
+    Exports and compiles with progress, records the parity check that ``backend="auto"`` chooses
+    from, and returns it as ``info["results"]``.
+    """
+    from ctseg_gui.inference import resolve_model
+    from ctseg_gui.inference.backends.model_check import check_model_backends
+
+    volume = volume_from(request.image, inputs["image"], request.image_key)
+    ref = resolve_model(request.model_id, request.bundle, request.variant)
+    progress("checking backends", 0.0)
+    results = check_model_backends(
+        volume,
+        ref,
+        device=request.device or "auto",
+        windows=int(request.windows or 2),
+        progress=progress,
+    )
+    return {}, {"results": results, "model": ref.name}
+
+
 def clicks(
     request: ClicksRequest, inputs: dict[str, np.ndarray], progress: Progress, cancelled: Cancelled
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -112,7 +145,12 @@ def clicks(
 
         device = str(resolve_device("auto"))
     region, values = refine_with_model(
-        volume, np.asarray(inputs["mask"], dtype=bool), click_list, request.bundle, device
+        volume,
+        np.asarray(inputs["mask"], dtype=bool),
+        click_list,
+        request.bundle,
+        device,
+        backend=request.backend or "torch",
     )
     shape = volume.array.shape
     info = {"region": [r.indices(n)[:2] for r, n in zip(region, shape, strict=True)]}

@@ -75,6 +75,7 @@ class SegmentRequest(Request):
     variant: str | None = None
     device: str = "auto"
     precision: str = "auto"
+    backend: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,22 @@ class ClicksRequest(Request):
     bundle: str
     image_key: str | None = None
     device: str = "auto"
+    backend: str = "torch"
+
+
+@dataclass(frozen=True)
+class CheckBackendsRequest(Request):
+    """Export the model for each installed backend and check it against torch float32 on central
+    windows of the image (input ``image``); the parity record ``backend="auto"`` chooses from."""
+
+    kind: ClassVar[str] = "check_backends"
+    image: ImageGeometry
+    image_key: str | None = None
+    model_id: str | None = None
+    bundle: str | None = None
+    variant: str | None = None
+    device: str = "auto"
+    windows: int = 2
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,7 @@ REQUESTS: dict[str, type[Request]] = {
         SegmentRequest,
         EstimateRequest,
         ClicksRequest,
+        CheckBackendsRequest,
         EchoRequest,
         StatusRequest,
         WarmUpRequest,

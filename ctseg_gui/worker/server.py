@@ -37,6 +37,7 @@ JOBS: dict[str, str] = {
     "segment": "ctseg_gui.worker.jobs:segment",
     "clicks": "ctseg_gui.worker.jobs:clicks",
     "estimate": "ctseg_gui.worker.jobs:estimate",
+    "check_backends": "ctseg_gui.worker.jobs:check_backends",
     "echo": "ctseg_gui.worker.jobs:echo",
     "warm_up": "ctseg_gui.worker.jobs:warm_up",
     "status": "ctseg_gui.worker.jobs:status",

@@ -184,3 +184,29 @@ def test_fast_precision_reaches_the_worker(qtbot, model_panel, small, tmp_path):
         panel.precision_box.setCurrentIndex(panel.precision_box.findData("reduced"))
     assert panel.estimate.measured_time
     assert asked == []
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("openvino") is None, reason="openvino not installed"
+)
+def test_backend_row_reaches_the_worker(qtbot, model_panel, small, tmp_path):
+    from bundles import build_spleen_bundle
+    from PySide6.QtCore import Qt
+
+    from ctseg_gui.inference import resolve_model, segment_volume
+
+    panel = model_panel((build_spleen_bundle(tmp_path / "spleen"), "spleen_ct_segmentation"))
+    panel.select_model("spleen_ct_segmentation")
+    assert panel.backend_box.currentData() == "auto"
+    panel.backend_box.setCurrentIndex(panel.backend_box.findData("openvino"))
+    panel.set_volume(small)
+    with qtbot.waitSignal(panel.result_ready, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    labels = blocker.args[0]
+    assert labels.run_info["backend"] == "openvino"  # it ran there, in the worker
+    assert labels.run_info["dtype"] == "float32"
+    exact = segment_volume(small, resolve_model("spleen_ct_segmentation"), backend="torch")
+    assert exact.run_info["backend"] == "torch"
+    assert int(exact.array.astype(bool).sum()) > 5000
+    differing = int((labels.array != exact.array).sum())
+    assert differing <= exact.array.size * 1e-5, differing
