@@ -146,6 +146,25 @@ def test_a_real_run_shows_its_curves_stops_and_resumes(qtbot, panel, tmp_path, d
     assert installed.args == ["spleen-finetuned"]
     assert (data_dir_env / "models" / "spleen-finetuned" / "configs").is_dir()
 
+    # The installed model is in the Models dock's picker and segments there (in the worker).
+    from ctseg_gui.io import read_image
+    from ctseg_gui.qt.models_panel import QtModelPanel
+
+    models = QtModelPanel(show_dialogs=False)
+    qtbot.addWidget(models)
+    try:
+        models.select_model("spleen-finetuned")
+        assert models.model_box.currentData() == "spleen-finetuned"
+        volume = read_image(case["image"])
+        models.set_volume(volume)
+        with qtbot.waitSignal(models.result_ready, timeout=RUN_MS) as ready:
+            models.run_button.click()
+        labels = ready.args[0]
+        assert labels.array.shape == volume.array.shape
+        assert set(np.unique(labels.array)) <= {0, 1}
+    finally:
+        models.bridge.close()
+
 
 def test_the_window_docks_the_panel_and_hands_model_runs_to_the_cpu_while_training_holds_the_gpu(
     qtbot, viewer, tmp_path
