@@ -108,3 +108,19 @@ def describe_exit(returncode: int | None) -> str:
     if returncode in (0xC0000005, -1073741819):
         return f"exit code {returncode} (access violation)"
     return f"exit code {returncode}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (True when that cannot be told cheaply: Windows, or a
+    process of another user), so that callers only clean up after processes surely gone."""
+    import os
+
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -15,20 +15,11 @@ import time
 from pathlib import Path
 
 from ctseg_gui.core.settings import user_data_dir
+from ctseg_gui.launch import pid_alive
 
 
 def _folder() -> Path:
     return user_data_dir() / "training"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -55,7 +46,7 @@ def gpu_holders() -> list[dict]:
             pid = int(record["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if _alive(pid):
+        if pid_alive(pid):
             holders.append(record)
         else:
             path.unlink(missing_ok=True)

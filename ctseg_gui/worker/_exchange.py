@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ctseg_gui.launch import pid_alive
+
 _PREFIX = "ctseg-exchange-"
 _SHM = Path("/dev/shm")
 # Keep this much of /dev/shm free for everybody else.
@@ -97,17 +99,5 @@ def _remove_stale_folders() -> None:
         with contextlib.suppress(OSError):
             for folder in base.glob(f"{_PREFIX}*"):
                 pid = folder.name[len(_PREFIX) :].split("-", 1)[0]
-                if pid.isdigit() and not _pid_alive(int(pid)):
+                if pid.isdigit() and not pid_alive(int(pid)):
                     shutil.rmtree(folder, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name == "nt":  # no cheap portable probe: leave the folder alone
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
