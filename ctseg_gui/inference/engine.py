@@ -270,7 +270,7 @@ def _segment_bundle(
     settings = WindowSettings.from_inferer(plan.inferer)
     out_channels = _guess_channels(plan)
     keep = keeps_probabilities(plan, image[0].numel())
-    roi = plan_windows(tuple(image.shape[1:]), settings)[0]
+    roi, _, _, window_slices = plan_windows(tuple(image.shape[1:]), settings)
     predictor = make_predictor(
         backend,
         network,
@@ -292,7 +292,7 @@ def _segment_bundle(
         cancelled=cancelled,
         out_channels=out_channels,
     )
-    n_windows = len(plan_windows(tuple(image.shape[1:]), settings)[3])
+    n_windows = len(window_slices)
     _SECONDS_PER_WINDOW[(str(ref.bundle), str(device), precision, backend)] = (
         time.perf_counter() - started
     ) / n_windows

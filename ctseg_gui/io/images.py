@@ -84,14 +84,21 @@ def read_image(path: str | Path, series_uid: str | None = None) -> Volume:
     return volume
 
 
-def read_header_facts(path: str | Path) -> dict:
-    """Cheap facts about a non-DICOM image file (size, spacing) without reading the voxels."""
+def read_header(path: str | Path):
+    """A SimpleITK reader of a non-DICOM image file with its header read, voxels not: ``GetSize``,
+    ``GetSpacing``, ``GetOrigin``, ``GetDirection`` (ITK's LPS conventions)."""
     reader = sitk().ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError as error:
         raise ImageReadError(f"cannot read header: {itk_reason(error)}", path) from error
+    return reader
+
+
+def read_header_facts(path: str | Path) -> dict:
+    """Cheap facts about a non-DICOM image file (size, spacing) without reading the voxels."""
+    reader = read_header(path)
     return {"size": list(reader.GetSize()), "spacing": list(reader.GetSpacing())}
 
 

@@ -104,24 +104,14 @@ def split_cases(cases: list[dict], fraction: float, seed: int) -> tuple[list[dic
     return [c for i, c in enumerate(cases) if i not in val], [cases[i] for i in val]
 
 
-def _header(path: Path):
-    from ctseg_gui.io._sitk import itk_reason, sitk
-
-    reader = sitk().ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as error:
-        raise CtsegError(f"cannot read header: {itk_reason(error)}", path) from error
-    return reader
-
-
 def check_grid(image: str | Path, label: str | Path) -> tuple[int, ...]:
     """Raise :class:`GeometryMismatchError` naming ``label`` unless it lies on ``image``'s grid.
 
     Returns the image size (voxels per axis).
     """
-    a, b = _header(Path(image)), _header(Path(label))
+    from ctseg_gui.io.images import read_header
+
+    a, b = read_header(image), read_header(label)
     size_a, size_b = tuple(a.GetSize()), tuple(b.GetSize())
     if size_a != size_b:
         raise GeometryMismatchError(f"label size {size_b} differs from the image's {size_a}", label)

@@ -151,9 +151,9 @@ def estimate(spec: TrainSpec) -> dict:
 
 
 def _spacings(cases) -> list:
-    from ctseg_gui.training.datasets import _header
+    from ctseg_gui.io.images import read_header
 
-    return [tuple(_header(Path(c["image"])).GetSpacing()) for c in cases]
+    return [tuple(read_header(c["image"]).GetSpacing()) for c in cases]
 
 
 def run_training(spec: TrainSpec, *, resume: bool = False, json_lines: bool = False, human=None):
