@@ -15,17 +15,31 @@ def _private_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def viewer(qtbot):
-    """A shown main window (errors recorded, no dialogs)."""
+def new_window(qtbot):
+    """``new_window()``: a shown main window (errors recorded, no dialogs); loads are cancelled
+    at teardown."""
     from ctseg_gui.qt.main_window import QtMainWindow
 
-    window = QtMainWindow(interactive=False)
-    qtbot.addWidget(window)
-    window.resize(1400, 950)
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    window.loader.cancel()
+    windows = []
+
+    def make():
+        window = QtMainWindow(interactive=False)
+        qtbot.addWidget(window)
+        window.resize(1400, 950)
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.loader.cancel()
+
+
+@pytest.fixture
+def viewer(new_window):
+    """A shown main window (errors recorded, no dialogs)."""
+    return new_window()
 
 
 @pytest.fixture

@@ -18,17 +18,6 @@ def ct_copy(tmp_path, small_ct):
     return target
 
 
-def _new_window(qtbot):
-    from ctseg_gui.qt.main_window import QtMainWindow
-
-    window = QtMainWindow(interactive=False)
-    qtbot.addWidget(window)
-    window.resize(1400, 950)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
 def _reopen(qtbot, window, path):
     with qtbot.waitSignal(window.loader.image_loaded, timeout=60_000):
         window.open_path(str(path))
@@ -36,7 +25,9 @@ def _reopen(qtbot, window, path):
     window.render_all()
 
 
-def test_save_close_and_reopen_a_session(qtbot, viewer, open_and_wait, ct_copy, tmp_path):
+def test_save_close_and_reopen_a_session(
+    qtbot, viewer, new_window, open_and_wait, ct_copy, tmp_path
+):
     from ctseg_gui.interactive import editing
     from ctseg_gui.interactive.clicks import Click
     from ctseg_gui.qt.session_actions import save_session
@@ -68,7 +59,7 @@ def test_save_close_and_reopen_a_session(qtbot, viewer, open_and_wait, ct_copy, 
     assert not viewer.document.modified  # the session holds the edits
     viewer.close()
 
-    window = _new_window(qtbot)
+    window = new_window()
     _reopen(qtbot, window, path)
     assert window.errors == [] and window.warnings == []
     np.testing.assert_array_equal(window.document.labels.array, labels)
@@ -98,7 +89,9 @@ def test_save_close_and_reopen_a_session(qtbot, viewer, open_and_wait, ct_copy, 
     assert window.document.labels is not None and window.session_path == path
 
 
-def test_a_changed_image_warns_but_opens(qtbot, viewer, open_and_wait, ct_copy, tmp_path):
+def test_a_changed_image_warns_but_opens(
+    qtbot, viewer, new_window, open_and_wait, ct_copy, tmp_path
+):
     from ctseg_gui.io import read_image, write_image
     from ctseg_gui.qt.session_actions import save_session
 
@@ -107,7 +100,7 @@ def test_a_changed_image_warns_but_opens(qtbot, viewer, open_and_wait, ct_copy, 
     assert save_session(viewer, path)
     volume = read_image(ct_copy)
     write_image(volume.with_array(volume.array + 1), ct_copy)  # someone rewrote the CT
-    window = _new_window(qtbot)
+    window = new_window()
     _reopen(qtbot, window, path)
     assert window.errors == []
     assert len(window.warnings) == 1 and "image changed" in window.warnings[0]
