@@ -39,30 +39,6 @@ def small_ct() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ct_tensor(abdomen_ct):
-    """The real abdomen CT scaled to about [-1, 1], (1, X, Y, Z) as MONAI holds it."""
-    import numpy as np
-    import torch
-
-    from ctseg_gui.io import read_image
-
-    array = read_image(abdomen_ct).array.transpose(2, 1, 0).astype(np.float32)
-    return torch.from_numpy(np.clip(array, -1000.0, 1000.0) / 1000.0)[None]
-
-
-@pytest.fixture(scope="session")
-def small_segresnet():
-    """The whole-body model's architecture, narrower, with 7 classes; fixed-seed weights."""
-    import torch
-    from monai.networks.nets import SegResNet
-
-    torch.manual_seed(3)
-    net = SegResNet(spatial_dims=3, in_channels=1, out_channels=7, init_filters=8,
-                    blocks_down=[1, 2, 2, 4], blocks_up=[1, 1, 1])  # fmt: skip
-    return net.eval()
-
-
-@pytest.fixture(scope="session")
 def reference_labels() -> Path:
     """104-class TotalSegmentator v1 labels of ``abdomen_ct`` (float64 file)."""
     return DATA / "labels" / "abdomen_3mm_totalseg_v1.nii.gz"

@@ -38,6 +38,21 @@ def _folders(tmp_path, monkeypatch):
     monkeypatch.setenv("CTSEG_DATA_DIR", str(tmp_path / "data"))
 
 
+@pytest.fixture(scope="module")
+def ct_tensor(abdomen_ct):
+    """The real abdomen CT scaled to about [-1, 1], (1, X, Y, Z) as MONAI holds it."""
+    array = read_image(abdomen_ct).array.transpose(2, 1, 0).astype(np.float32)
+    return torch.from_numpy(np.clip(array, -1000.0, 1000.0) / 1000.0)[None]
+
+
+@pytest.fixture(scope="module")
+def segresnet():
+    torch.manual_seed(3)
+    net = SegResNet(spatial_dims=3, in_channels=1, out_channels=7, init_filters=8,
+                    blocks_down=[1, 2, 2, 4], blocks_up=[1, 1, 1])  # fmt: skip
+    return net.eval()
+
+
 def _windows(ct_tensor, n=2):
     """n windows of the real CT, from its middle."""
     x = ct_tensor[:, 20:84, 20:84, 24:88]
@@ -46,13 +61,9 @@ def _windows(ct_tensor, n=2):
 
 @pytest.mark.parametrize("backend", EXPORTED)
 @pytest.mark.parametrize("labels_only", [True, False], ids=["features", "scores"])
-def test_exported_network_matches_torch(backend, labels_only, small_segresnet, ct_tensor):
-    torch_side = make_predictor(
-        "torch", small_segresnet, "cpu", "fp32", roi=ROI, labels_only=labels_only
-    )
-    exported = make_predictor(
-        backend, small_segresnet, "cpu", "fp32", roi=ROI, labels_only=labels_only
-    )
+def test_exported_network_matches_torch(backend, labels_only, segresnet, ct_tensor):
+    torch_side = make_predictor("torch", segresnet, "cpu", "fp32", roi=ROI, labels_only=labels_only)
+    exported = make_predictor(backend, segresnet, "cpu", "fp32", roi=ROI, labels_only=labels_only)
     assert (exported.name, exported.dtype) == (backend, "float32")
     # with only labels wanted the SegResNet's head is left to the stitcher, for every backend
     assert (exported.head is None) == (torch_side.head is None) == (not labels_only)
@@ -81,17 +92,17 @@ def test_backend_labels_match_torch_on_the_real_ct(backend, tmp_path, small_ct):
 
 
 @pytest.mark.skipif(not is_installed("openvino"), reason="openvino is not installed here")
-def test_openvino_reduced_precision_keeps_the_labels(ct_tensor, small_segresnet):
+def test_openvino_reduced_precision_keeps_the_labels(ct_tensor, segresnet):
     from ctseg_gui.inference.backends.ov import reduced_precision
 
     if reduced_precision() is None:
         with pytest.raises(CtsegError, match="bfloat16"):
-            make_predictor("openvino", small_segresnet, "cpu", "reduced", roi=ROI)
+            make_predictor("openvino", segresnet, "cpu", "reduced", roi=ROI)
         pytest.skip("this CPU has no bfloat16 instructions")
-    predictor = make_predictor("openvino", small_segresnet, "cpu", "reduced", roi=ROI)
+    predictor = make_predictor("openvino", segresnet, "cpu", "reduced", roi=ROI)
     assert predictor.dtype == "bfloat16"
     settings = WindowSettings(roi_size=ROI, sw_batch_size=2, overlap=0.25)
-    expected, _ = sliding_window_labels(ct_tensor, small_segresnet, settings)
+    expected, _ = sliding_window_labels(ct_tensor, segresnet, settings)
     labels, _ = sliding_window_labels(ct_tensor, predictor, settings)
     scores = dice_scores(labels.numpy(), expected.numpy())
     assert len(scores) >= 4
@@ -108,15 +119,15 @@ def test_tensorrt_absent_is_one_line(tmp_path, small_ct, capsys):
 
 
 @pytest.mark.skipif(not is_installed("tensorrt"), reason="TensorRT is not installed (no GPU here)")
-def test_tensorrt_matches_torch(small_segresnet, ct_tensor):
-    network = small_segresnet.to("cuda")
+def test_tensorrt_matches_torch(segresnet, ct_tensor):
+    network = segresnet.to("cuda")
     windows = _windows(ct_tensor).to("cuda")
     expected = make_predictor("torch", network, "cuda", "fp32", roi=ROI)(windows).float()
     got = make_predictor("tensorrt", network, "cuda", "fp32", roi=ROI)(windows)
     assert float((got - expected).abs().max()) <= 1e-3 * float(expected.abs().max())
 
 
-def test_missing_backend_package_is_reported(small_segresnet, monkeypatch):
+def test_missing_backend_package_is_reported(segresnet, monkeypatch):
     import importlib.util
 
     find = importlib.util.find_spec
@@ -125,26 +136,26 @@ def test_missing_backend_package_is_reported(small_segresnet, monkeypatch):
     )
     assert not is_installed("openvino")
     with pytest.raises(CtsegError, match=r"openvino backend is not installed.*ctseg-gui\[openvino"):
-        make_predictor("openvino", small_segresnet, "cpu", roi=ROI)
+        make_predictor("openvino", segresnet, "cpu", roi=ROI)
 
 
 @pytest.mark.parametrize("backend", EXPORTED)
-def test_damaged_cached_export_is_rebuilt(backend, small_segresnet, ct_tensor):
-    first = make_predictor(backend, small_segresnet, "cpu", "fp32", roi=ROI)
+def test_damaged_cached_export_is_rebuilt(backend, segresnet, ct_tensor):
+    first = make_predictor(backend, segresnet, "cpu", "fp32", roi=ROI)
     expected = first(_windows(ct_tensor, 1))
     (export,) = (cache_root() / "onnx").glob("*.onnx")
     size = export.stat().st_size
     with open(export, "r+b") as stream:
         stream.truncate(size // 3)
-    again = make_predictor(backend, small_segresnet, "cpu", "fp32", roi=ROI)
+    again = make_predictor(backend, segresnet, "cpu", "fp32", roi=ROI)
     assert export.stat().st_size == size  # exported anew
     assert torch.allclose(again(_windows(ct_tensor, 1)), expected, atol=1e-5)
 
 
-def test_auto_takes_the_fastest_passed_check(small_segresnet, ct_tensor):
+def test_auto_takes_the_fastest_passed_check(segresnet, ct_tensor):
     candidates = [(b, "fp32") for b in ("onnxruntime", "openvino") if is_installed(b)]
     results = check_parity(
-        small_segresnet, torch.device("cpu"), _windows(ct_tensor), candidates=candidates
+        segresnet, torch.device("cpu"), _windows(ct_tensor), candidates=candidates
     )
     assert results["torch/fp32"]["passed"]
     for backend, precision in candidates:
@@ -152,8 +163,8 @@ def test_auto_takes_the_fastest_passed_check(small_segresnet, ct_tensor):
         assert entry["passed"] and entry["mean_dice"] >= 0.999, entry
     passed = {k: v["seconds_per_batch"] for k, v in results.items() if v["passed"]}
     fastest = min(passed, key=passed.get)
-    assert choose(small_segresnet, torch.device("cpu"), ROI, True) == tuple(fastest.split("/"))
-    predictor = make_predictor("auto", small_segresnet, "cpu", roi=ROI)
+    assert choose(segresnet, torch.device("cpu"), ROI, True) == tuple(fastest.split("/"))
+    predictor = make_predictor("auto", segresnet, "cpu", roi=ROI)
     assert predictor.name == fastest.split("/")[0]
     # a failed check, or one recorded for another version of the backend, is never chosen
     data = json.loads(record_file().read_text())
@@ -165,9 +176,9 @@ def test_auto_takes_the_fastest_passed_check(small_segresnet, ct_tensor):
     entries["openvino/fp32"] = {**entries["torch/fp32"], "seconds_per_batch": 0.0,
                                 "version": "0.0-other"}  # fmt: skip
     record_file().write_text(json.dumps(data))
-    assert choose(small_segresnet, torch.device("cpu"), ROI, True) == ("torch", "fp32")
+    assert choose(segresnet, torch.device("cpu"), ROI, True) == ("torch", "fp32")
     record_file().write_text("{not json")  # a damaged record is no record
-    assert choose(small_segresnet, torch.device("cpu"), ROI, True, "auto") == ("torch", "auto")
+    assert choose(segresnet, torch.device("cpu"), ROI, True, "auto") == ("torch", "auto")
     # the record is per weights: another network has none
     other = SegResNet(spatial_dims=3, init_filters=8, out_channels=7).eval()
     assert choose(other, torch.device("cpu"), ROI, True, "fp32") == ("torch", "fp32")

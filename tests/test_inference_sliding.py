@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 
+import numpy as np
 import pytest
 import torch
 from monai.inferers import sliding_window_inference
@@ -13,22 +14,37 @@ from ctseg_gui.inference import heads
 from ctseg_gui.inference.heads import split_pointwise_head
 from ctseg_gui.inference.memory import _glibc, zeroed_buffer
 from ctseg_gui.inference.sliding import WindowSettings, sliding_window_labels
+from ctseg_gui.io import read_image
 
 WINDOWS = WindowSettings(roi_size=(64, 64, 64), sw_batch_size=2, overlap=0.25)
 
 
+@pytest.fixture(scope="module")
+def ct_tensor(abdomen_ct):
+    """The real abdomen CT scaled to about [-1, 1], (1, X, Y, Z) as MONAI holds it."""
+    array = read_image(abdomen_ct).array.transpose(2, 1, 0).astype(np.float32)
+    return torch.from_numpy(np.clip(array, -1000.0, 1000.0) / 1000.0)[None]
+
+
+@pytest.fixture(scope="module")
+def network():
+    torch.manual_seed(3)
+    # the whole-body model's architecture, narrower, with 7 classes
+    net = SegResNet(spatial_dims=3, in_channels=1, out_channels=7, init_filters=8,
+                    blocks_down=[1, 2, 2, 4], blocks_up=[1, 1, 1])  # fmt: skip
+    return net.eval()
+
+
 @pytest.mark.parametrize("mode", ["gaussian", "constant"])
-def test_labels_and_probabilities_match_monai(ct_tensor, small_segresnet, mode):
+def test_labels_and_probabilities_match_monai(ct_tensor, network, mode):
     settings = WindowSettings(roi_size=(64, 64, 64), sw_batch_size=2, overlap=0.25, mode=mode,
                               padding_mode="replicate")  # fmt: skip
     with torch.inference_mode():
         reference = sliding_window_inference(
-            ct_tensor[None], (64, 64, 64), 2, small_segresnet, overlap=0.25, mode=mode,
+            ct_tensor[None], (64, 64, 64), 2, network, overlap=0.25, mode=mode,
             padding_mode="replicate",
         )[0]  # fmt: skip
-        labels, probs = sliding_window_labels(
-            ct_tensor, small_segresnet, settings, keep_probabilities=True
-        )
+        labels, probs = sliding_window_labels(ct_tensor, network, settings, keep_probabilities=True)
     expected_labels = reference.argmax(0)
     assert labels.shape == expected_labels.shape == ct_tensor.shape[1:]
     assert len(torch.unique(expected_labels)) >= 4  # a test with several real winners
@@ -39,29 +55,27 @@ def test_labels_and_probabilities_match_monai(ct_tensor, small_segresnet, mode):
     assert torch.allclose(probs, torch.softmax(reference, 0), atol=1e-5)
 
 
-def test_feature_blend_gives_monai_labels(ct_tensor, small_segresnet, monkeypatch):
-    trunk, head = split_pointwise_head(small_segresnet)
+def test_feature_blend_gives_monai_labels(ct_tensor, network, monkeypatch):
+    trunk, head = split_pointwise_head(network)
     assert head.columns.shape == (8, 7)  # blended as 8 features, scored as 7 classes
     with torch.inference_mode():
-        reference = sliding_window_inference(
-            ct_tensor[None], (64, 64, 64), 2, small_segresnet, 0.25
-        )[0]
-        labels, probs = sliding_window_labels(ct_tensor, small_segresnet, WINDOWS)
+        reference = sliding_window_inference(ct_tensor[None], (64, 64, 64), 2, network, 0.25)[0]
+        labels, probs = sliding_window_labels(ct_tensor, network, WINDOWS)
     expected = reference.argmax(0)
     assert probs is None and len(torch.unique(expected)) >= 4
     differing = int((labels != expected).sum())
     assert differing <= labels.numel() * 1e-6, differing
     monkeypatch.setattr(heads, "_SCORE_CHUNK_BYTES", 1)  # classes scored one slice at a time
     with torch.inference_mode():
-        assert torch.equal(sliding_window_labels(ct_tensor, small_segresnet, WINDOWS)[0], labels)
+        assert torch.equal(sliding_window_labels(ct_tensor, network, WINDOWS)[0], labels)
 
 
-def test_only_a_plain_segresnet_is_split(small_segresnet):
+def test_only_a_plain_segresnet_is_split(network):
     class Variant(SegResNet):
         pass
 
     assert split_pointwise_head(Variant(spatial_dims=3, init_filters=8, out_channels=3)) is None
-    assert split_pointwise_head(torch.nn.Sequential(small_segresnet)) is None
+    assert split_pointwise_head(torch.nn.Sequential(network)) is None
     changed = SegResNet(spatial_dims=3, init_filters=8, out_channels=3).eval()
     changed.forward = lambda x: SegResNet.forward(changed, x) * 2  # decodes otherwise
     assert split_pointwise_head(changed) is None
@@ -70,8 +84,8 @@ def test_only_a_plain_segresnet_is_split(small_segresnet):
     )
 
 
-def test_channel_count_given_up_front_changes_no_label(ct_tensor, small_segresnet):
-    unsplit = torch.nn.Sequential(small_segresnet)  # blends the 7 class scores themselves
+def test_channel_count_given_up_front_changes_no_label(ct_tensor, network):
+    unsplit = torch.nn.Sequential(network)  # blends the 7 class scores themselves
     with torch.inference_mode():
         labels, _ = sliding_window_labels(ct_tensor, unsplit, WINDOWS)
         for hint in (7, 5):  # the network's own count; a wrong one (the buffers are remade)
